@@ -1,0 +1,110 @@
+"""The step schedule of a policy: weights, pauses, gates and the minimum time to promote.
+
+Owns the arithmetic behind ``rollout plan``. Pure; it reads only the policy (and, optionally, an
+expected request rate for judge sizing done by ``rollout.core.sizing``).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import timedelta
+
+from rollout.policy.models import Rollout
+
+
+@dataclass(frozen=True)
+class PlannedStep:
+    number: int  # 1-based
+    kind: str  # setWeight | pause | approval
+    canary: int  # canary weight while the step runs
+    min_duration: timedelta  # shortest time the step can take
+    gate: str  # what ends the step
+    unbounded: bool  # a person must act (pause without duration, approval)
+
+
+@dataclass(frozen=True)
+class Plan:
+    rollout: str
+    revision: str
+    router: str
+    steps: tuple[PlannedStep, ...]
+    min_time_to_promote: timedelta
+    needs_people: bool
+    warnings: tuple[str, ...]
+
+
+def plan(policy: Rollout) -> Plan:
+    """The schedule the engine will follow if every judgement passes as early as it can."""
+    spec, analysis = policy.spec, policy.spec.analysis
+    interval = analysis.interval
+    # A setWeight step needs a judgement taken after the weight moved, at a tick boundary, and at
+    # least stepDuration at that weight.
+    judged = _ceil_to(max(analysis.effective_step_duration, interval), interval)
+    rows: list[PlannedStep] = []
+    canary = 0
+    warnings: list[str] = []
+    for i, step in enumerate(spec.steps, start=1):
+        if step.set_weight is not None:
+            canary = step.set_weight
+            if canary == 0:
+                gate = f"wait {_fmt(judged)} (nothing to judge at 0%)"
+            else:
+                gate = f"{analysis.judge.value} judge passes; at least {_fmt(judged)}"
+            rows.append(PlannedStep(i, "setWeight", canary, judged, gate, unbounded=False))
+        elif step.pause is not None:
+            if step.pause.duration is None:
+                rows.append(PlannedStep(i, "pause", canary, timedelta(0), "until resumed", unbounded=True))
+            else:
+                rows.append(
+                    PlannedStep(
+                        i,
+                        "pause",
+                        canary,
+                        step.pause.duration,
+                        f"wait {_fmt(step.pause.duration)}",
+                        unbounded=False,
+                    )
+                )
+        else:
+            approvals = spec.approvals
+            who = f"{approvals.slack.channel}" if approvals.slack else "`rollout approve`"
+            rows.append(
+                PlannedStep(
+                    i,
+                    "approval",
+                    canary,
+                    timedelta(0),
+                    f"approval ({who}); after {_fmt(approvals.timeout)}: {approvals.on_timeout.value}",
+                    unbounded=True,
+                )
+            )
+    if canary < 100:
+        warnings.append(
+            f"the last setWeight is {canary}%: promotion then moves the rest of the traffic in one jump"
+        )
+    if analysis.effective_window < interval:
+        warnings.append("analysis.window is shorter than analysis.interval: some requests are never judged")
+    if not analysis.slos.error_rate and not analysis.slos.latency and not analysis.metrics:
+        warnings.append("no SLOs and no metrics: every judgement passes on request count alone")
+    total = sum((r.min_duration for r in rows), timedelta(0))
+    return Plan(
+        rollout=policy.key,
+        revision=policy.revision,
+        router=f"{spec.router.kind} {policy.route_namespace()}/{spec.router.ref.name}",
+        steps=tuple(rows),
+        min_time_to_promote=total,
+        needs_people=any(r.unbounded for r in rows),
+        warnings=tuple(warnings),
+    )
+
+
+def _ceil_to(value: timedelta, grid: timedelta) -> timedelta:
+    return grid * math.ceil(value / grid)
+
+
+def _fmt(delta: timedelta) -> str:
+    seconds = int(delta.total_seconds())
+    hours, rest = divmod(seconds, 3600)
+    minutes, secs = divmod(rest, 60)
+    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"

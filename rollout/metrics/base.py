@@ -1,0 +1,43 @@
+"""The MetricsProvider Protocol: measure canary and stable over a window, for many rollouts at once.
+
+Owns the request/response types between the runtime and a metrics backend. A provider answers
+one batch per tick so that rollouts sharing a metric share one query. It never invents data:
+anything it could not measure comes back as a non-OK ``Outcome`` with the reason and the query.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from rollout.core.states import MetricsSample
+from rollout.policy.models import CustomMetric, MetricLabels
+
+
+@dataclass(frozen=True)
+class AnalysisRequest:
+    """What one rollout needs measured on this tick."""
+
+    key: str  # namespace/name of the rollout
+    namespace: str
+    stable: str  # backend names as the router knows them
+    canary: str
+    window_seconds: float
+    interval_seconds: float
+    latency_bound_seconds: float | None  # count requests slower than this (latency SLO max)
+    labels: MetricLabels = field(default_factory=MetricLabels)
+    custom: tuple[CustomMetric, ...] = ()
+    address: str | None = None  # per-policy Prometheus override
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+
+class MetricsProvider(Protocol):
+    def collect(self, batch: Sequence[AnalysisRequest], at: datetime) -> dict[str, MetricsSample]:
+        """Measure every request of the batch at time ``at``; the result maps ``key`` to its sample.
+
+        Must not raise for a single bad rollout (its sample carries the error outcome); every
+        request in the batch gets a sample.
+        """
+        ...

@@ -1,0 +1,13 @@
+"""A notifier that delivers nothing, for daemons without Slack: the log and status still say it all."""
+
+from __future__ import annotations
+
+from rollout.core.actions import Notify, RequestApproval
+
+
+class NullNotifier:
+    def notify(self, rollout: str, note: Notify) -> None:
+        del rollout, note
+
+    def request_approval(self, rollout: str, request: RequestApproval) -> None:
+        del rollout, request

@@ -1,0 +1,476 @@
+"""The Rollout policy schema (``delivery.rollout.dev/v1alpha1``, ``kind: Rollout``) as frozen pydantic models.
+
+Owns field names, types, defaults and cross-field rules. Field names in YAML are camelCase; Python
+attributes are snake_case. It must not read files or talk to anything (see ``loading.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import re
+from datetime import timedelta
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+from rollout.policy.quantities import Duration, Ratio
+
+API_VERSION = "delivery.rollout.dev/v1alpha1"
+KIND = "Rollout"
+
+_DNS1123_LABEL = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"
+_DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+
+ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS1123_SUBDOMAIN)]
+NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS1123_LABEL)]
+Weight = Annotated[int, Field(ge=0, le=100)]
+
+
+class Model(BaseModel):
+    """Base for every policy model: frozen, camelCase aliases, unknown fields rejected."""
+
+    model_config = ConfigDict(
+        frozen=True,
+        extra="forbid",
+        alias_generator=to_camel,
+        populate_by_name=True,
+        strict=False,
+        use_enum_values=False,
+    )
+
+
+class Metadata(Model):
+    """The Kubernetes object metadata a policy may carry; server-set fields are accepted and ignored."""
+
+    name: ObjectName
+    namespace: NamespaceName = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+    # Present on objects read back from the API server; never used for decisions.
+    uid: str | None = Field(default=None, exclude=True)
+    resource_version: str | None = Field(default=None, exclude=True)
+    generation: int | None = Field(default=None, exclude=True)
+    creation_timestamp: str | None = Field(default=None, exclude=True)
+    managed_fields: list[Any] | None = Field(default=None, exclude=True)
+
+
+# --- router -----------------------------------------------------------------------------------
+
+
+class GatewayRouteType(StrEnum):
+    HTTP = "httpRoute"
+    HTTP2 = "http2Route"
+    GRPC = "grpcRoute"
+
+
+class GatewayRouteRef(Model):
+    """An App Mesh GatewayRoute whose ``<routeType>.action.weightedTargets`` name VirtualServices."""
+
+    name: ObjectName
+    namespace: NamespaceName | None = None
+    route_type: GatewayRouteType = GatewayRouteType.HTTP
+
+
+class VirtualRouterRef(Model):
+    """An App Mesh VirtualRouter; weights live on ``spec.routes[route].<protocol>.action.weightedTargets``."""
+
+    name: ObjectName
+    namespace: NamespaceName | None = None
+    route: str | None = Field(
+        default=None, min_length=1, description="route name; needed when the router has several"
+    )
+
+
+class HTTPRouteRef(Model):
+    """A Gateway API HTTPRoute; weights are ``backendRefs[].weight`` in the chosen rule(s)."""
+
+    name: ObjectName
+    namespace: NamespaceName | None = None
+    rule: int | None = Field(
+        default=None, ge=0, description="rule index; default: every rule naming both backends"
+    )
+    rule_name: str | None = Field(default=None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_rule_selector(self) -> HTTPRouteRef:
+        if self.rule is not None and self.rule_name is not None:
+            raise ValueError("set at most one of rule and ruleName")
+        return self
+
+
+class RouterSpec(Model):
+    """Exactly one of the supported routers."""
+
+    gateway_route: GatewayRouteRef | None = None
+    virtual_router: VirtualRouterRef | None = None
+    http_route: HTTPRouteRef | None = None
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> RouterSpec:
+        chosen = [f for f in ("gatewayRoute", "virtualRouter", "httpRoute") if self.by_key(f) is not None]
+        if len(chosen) != 1:
+            raise ValueError(
+                "set exactly one of gatewayRoute, virtualRouter, httpRoute"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        return self
+
+    def by_key(self, key: str) -> GatewayRouteRef | VirtualRouterRef | HTTPRouteRef | None:
+        return {
+            "gatewayRoute": self.gateway_route,
+            "virtualRouter": self.virtual_router,
+            "httpRoute": self.http_route,
+        }[key]
+
+    @property
+    def kind(self) -> Literal["gatewayRoute", "virtualRouter", "httpRoute"]:
+        if self.gateway_route is not None:
+            return "gatewayRoute"
+        if self.virtual_router is not None:
+            return "virtualRouter"
+        return "httpRoute"
+
+    @property
+    def ref(self) -> GatewayRouteRef | VirtualRouterRef | HTTPRouteRef:
+        ref = self.by_key(self.kind)
+        assert ref is not None
+        return ref
+
+
+# --- steps ------------------------------------------------------------------------------------
+
+
+class PauseStep(Model):
+    """Hold the current weight for ``duration``, or until someone resumes when no duration is set."""
+
+    duration: Duration | None = None
+
+
+class ApprovalStep(Model):
+    """Wait for a person to approve (Slack button or ``rollout approve``)."""
+
+    message: str | None = None
+
+
+class Step(Model):
+    """One step: exactly one of ``setWeight``, ``pause``, ``approval``."""
+
+    set_weight: Weight | None = None
+    pause: PauseStep | None = None
+    approval: ApprovalStep | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _empty_mappings(cls, data: Any) -> Any:
+        # `- pause:` and `- approval:` with no body parse as None; they mean "no options".
+        if isinstance(data, dict):
+            data = dict(data)
+            for key in ("pause", "approval"):
+                if key in data and data[key] is None:
+                    data[key] = {}
+        return data
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Step:
+        chosen = [
+            k
+            for k, v in (("setWeight", self.set_weight), ("pause", self.pause), ("approval", self.approval))
+            if v is not None
+        ]
+        if len(chosen) != 1:
+            raise ValueError(
+                "a step has exactly one of setWeight, pause, approval"
+                + (f" (got {', '.join(chosen)})" if chosen else "")
+            )
+        return self
+
+    @property
+    def kind(self) -> Literal["setWeight", "pause", "approval"]:
+        if self.set_weight is not None:
+            return "setWeight"
+        return "pause" if self.pause is not None else "approval"
+
+
+# --- analysis ---------------------------------------------------------------------------------
+
+
+class NoDataPolicy(StrEnum):
+    HOLD = "hold"
+    FAIL = "fail"
+    PASS = "pass"
+
+
+class JudgeKind(StrEnum):
+    SEQUENTIAL = "sequential"
+    THRESHOLD = "threshold"
+
+
+class ErrorRateSLO(Model):
+    """Share of failed (5xx) requests among the canary's requests."""
+
+    max: Ratio
+
+
+class LatencySLO(Model):
+    """The ``percentile``-th latency must stay at or below ``max``; judged as the share of slower requests."""
+
+    percentile: float = Field(default=99.0, gt=0, lt=100)
+    max: Duration
+
+    @field_validator("max")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("latency max must be positive")
+        return value
+
+    @property
+    def max_slow_share(self) -> float:
+        """The share of requests allowed to be slower than ``max`` (p99 -> 1%)."""
+        return 1.0 - self.percentile / 100.0
+
+
+class SLOs(Model):
+    error_rate: ErrorRateSLO | None = None
+    latency: LatencySLO | None = None
+
+
+_TEMPLATE_VARS = {"namespace", "backend", "window", "interval", "selector", "backend_label"}
+
+
+class CustomMetric(Model):
+    """A PromQL template judged against ``min`` and/or ``max``.
+
+    Variables: ``{namespace}``, ``{backend}`` (the canary's label value), ``{backend_label}``,
+    ``{selector}``, ``{window}``, ``{interval}``. Literal braces are written ``{{`` and ``}}``.
+    """
+
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
+    query: str = Field(min_length=1)
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> CustomMetric:
+        if self.min is None and self.max is None:
+            raise ValueError("set min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
+        unknown = set(re.findall(r"(?<!\{)\{([a-zA-Z_]*)\}(?!\})", self.query)) - _TEMPLATE_VARS
+        if unknown:
+            raise ValueError(
+                f"unknown template variable(s) {sorted(unknown)} in query; known: {sorted(_TEMPLATE_VARS)}"
+            )
+        return self
+
+
+class MetricLabels(Model):
+    """How a backend is identified in the metrics (defaults fit App Mesh / Envoy cluster stats)."""
+
+    backend: str = Field(
+        default="envoy_cluster_name",
+        pattern=r"^[a-zA-Z_][a-zA-Z0-9_]*$",
+        description="label that identifies a backend",
+    )
+    backend_value: str = Field(
+        default="{backend}", description="template of that label's value; {backend} is the backend name"
+    )
+    selector: str = Field(default="", description='extra PromQL label matchers, e.g. namespace="prod"')
+
+
+class PrometheusOverride(Model):
+    """Per-policy overrides of the daemon's Prometheus settings."""
+
+    address: str | None = Field(default=None, pattern=r"^https?://")
+    headers: dict[str, str] = Field(default_factory=dict)
+
+
+class UnavailableAction(StrEnum):
+    HOLD = "hold"
+    ROLLBACK = "rollback"
+
+
+class Unavailable(Model):
+    """What prolonged metrics unavailability means: keep holding, or roll back after ``after``."""
+
+    action: UnavailableAction = UnavailableAction.HOLD
+    after: Duration = timedelta(minutes=10)
+
+
+class SequentialOptions(Model):
+    """Options of the sequential judge (``judge: sequential``)."""
+
+    alpha: float = Field(
+        default=0.01,
+        gt=0,
+        lt=0.5,
+        description="bound on the probability of ever rolling back a canary as good as stable",
+    )
+    beta: float = Field(
+        default=0.05,
+        gt=0,
+        lt=0.5,
+        description="bound on the probability of passing early a canary `regression` times worse",
+    )
+    regression: float = Field(
+        default=2.0,
+        gt=1,
+        le=16,
+        description="canary/stable ratio (or multiple of the SLO, absolute test) that must be caught",
+    )
+    tolerance: float = Field(
+        default=1.0,
+        ge=1,
+        le=8,
+        description="canary/stable ratio still as good as stable: the false-rollback bound covers it",
+    )
+    mode: Literal["auto", "relative", "absolute"] = Field(
+        default="auto",
+        description="relative: canary vs stable; absolute: canary vs the SLO; "
+        "auto: relative, absolute for intervals where stable has no traffic",
+    )
+
+    @model_validator(mode="after")
+    def _tolerance_below_regression(self) -> SequentialOptions:
+        if self.tolerance >= self.regression:
+            raise ValueError(f"tolerance ({self.tolerance}) must be below regression ({self.regression})")
+        return self
+
+
+class Analysis(Model):
+    """How each step is judged."""
+
+    interval: Duration = timedelta(seconds=30)
+    window: Duration | None = Field(default=None, description="query range; default: interval")
+    step_duration: Duration | None = Field(
+        default=None, description="minimum time at each setWeight step; default: interval"
+    )
+    judge: JudgeKind = JudgeKind.THRESHOLD
+    slos: SLOs = Field(default_factory=SLOs)
+    metrics: list[CustomMetric] = Field(default_factory=list)
+    min_requests: int = Field(default=100, ge=0)
+    no_data: NoDataPolicy = NoDataPolicy.HOLD
+    failure_limit: int = Field(default=2, ge=1)
+    unavailable: Unavailable = Field(default_factory=Unavailable)
+    metric_labels: MetricLabels = Field(default_factory=MetricLabels)
+    prometheus: PrometheusOverride = Field(default_factory=PrometheusOverride)
+    sequential: SequentialOptions = Field(default_factory=SequentialOptions)
+
+    @field_validator("interval")
+    @classmethod
+    def _interval_floor(cls, value: timedelta) -> timedelta:
+        if value < timedelta(seconds=1):
+            raise ValueError("interval must be at least 1s")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_metric_names(self) -> Analysis:
+        names = [m.name for m in self.metrics]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"duplicate metric name(s): {', '.join(dupes)}")
+        return self
+
+    @property
+    def effective_window(self) -> timedelta:
+        return self.window or self.interval
+
+    @property
+    def effective_step_duration(self) -> timedelta:
+        return self.step_duration or self.interval
+
+
+# --- people -----------------------------------------------------------------------------------
+
+_CHANNEL = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{2,})$"
+
+
+class SlackTarget(Model):
+    channel: str = Field(pattern=_CHANNEL, description="#name or a channel ID such as C012AB3CD")
+
+
+class Notifications(Model):
+    slack: SlackTarget | None = None
+
+
+class SlackApprovers(Model):
+    channel: str = Field(pattern=_CHANNEL)
+    approvers: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]] = Field(
+        default_factory=list, description="Slack user IDs allowed to approve; empty: anyone in the channel"
+    )
+
+
+class TimeoutAction(StrEnum):
+    ROLLBACK = "rollback"
+    PAUSE = "pause"
+
+
+class Approvals(Model):
+    slack: SlackApprovers | None = None
+    timeout: Duration = timedelta(hours=1)
+    on_timeout: TimeoutAction = TimeoutAction.PAUSE
+
+
+# --- the policy -------------------------------------------------------------------------------
+
+
+class RolloutSpec(Model):
+    router: RouterSpec
+    stable: str = Field(min_length=1, max_length=253)
+    canary: str = Field(min_length=1, max_length=253)
+    steps: list[Step] = Field(min_length=1)
+    analysis: Analysis = Field(default_factory=Analysis)
+    notifications: Notifications = Field(default_factory=Notifications)
+    approvals: Approvals = Field(default_factory=Approvals)
+    progress_deadline: Duration = Field(
+        default=timedelta(minutes=30),
+        description="longest a step may wait for a verdict before the rollout pauses and says why",
+    )
+
+    @model_validator(mode="after")
+    def _coherent(self) -> RolloutSpec:
+        if self.stable == self.canary:
+            raise ValueError(f"stable and canary must differ (both are {self.stable!r})")
+        weights = [s.set_weight for s in self.steps if s.set_weight is not None]
+        if not weights:
+            raise ValueError("steps need at least one setWeight")
+        for i, (a, b) in enumerate(itertools.pairwise(weights)):
+            if b < a:
+                raise ValueError(f"setWeight must never decrease: {a} then {b} (setWeight #{i + 2})")
+        return self
+
+    @property
+    def weights(self) -> list[int]:
+        return [s.set_weight for s in self.steps if s.set_weight is not None]
+
+
+class Rollout(Model):
+    """One Rollout policy, as a YAML document or a ``Rollout`` object."""
+
+    api_version: Literal["delivery.rollout.dev/v1alpha1"]
+    kind: Literal["Rollout"]
+    metadata: Metadata
+    spec: RolloutSpec
+    status: dict[str, Any] | None = Field(
+        default=None, exclude=True, description="ignored in policies; owned by the daemon"
+    )
+
+    @property
+    def key(self) -> str:
+        """``namespace/name``: the identity of a rollout."""
+        return f"{self.metadata.namespace}/{self.metadata.name}"
+
+    @property
+    def revision(self) -> str:
+        """A short, stable hash of the spec: a new revision starts a new run."""
+        canonical = json.dumps(
+            self.spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
+        )
+        return hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+    def route_namespace(self) -> str:
+        return self.spec.router.ref.namespace or self.metadata.namespace

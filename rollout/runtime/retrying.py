@@ -1,0 +1,74 @@
+"""The one place where rollout retries (tenacity): finite attempts, exponential backoff with jitter,
+and a wall-clock deadline. Adapters make one attempt and raise typed errors; the runtime decides
+here which of those are worth another try. Nothing else in the package imports tenacity.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import TypeVar
+
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    stop_after_delay,
+    wait_exponential_jitter,
+)
+
+from rollout.errors import KubeConflict, MetricsUnavailable, RouteConflict
+
+T = TypeVar("T")
+log = logging.getLogger("rollout.retrying")
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Which errors to retry, how often, and for how long at most."""
+
+    name: str
+    retry_on: tuple[type[BaseException], ...]
+    attempts: int = 5
+    deadline_seconds: float = 10.0
+    initial_delay: float = 0.05
+    max_delay: float = 2.0
+
+    def call(self, fn: Callable[[], T]) -> T:
+        """Run ``fn`` until it succeeds, raises a non-retryable error, or the budget runs out
+        (then the last error is raised as it was)."""
+
+        def _log(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            log.warning(
+                "retrying",
+                extra={
+                    "event": "retry",
+                    "policy": self.name,
+                    "attempt": state.attempt_number,
+                    "error": str(exc),
+                },
+            )
+
+        retrying = Retrying(
+            retry=retry_if_exception_type(self.retry_on),
+            stop=stop_after_attempt(self.attempts) | stop_after_delay(self.deadline_seconds),
+            wait=wait_exponential_jitter(initial=self.initial_delay, max=self.max_delay),
+            before_sleep=_log,
+            reraise=True,
+        )
+        return retrying(fn)
+
+
+ROUTE_WRITES = RetryPolicy("route-write", (RouteConflict,), attempts=5, deadline_seconds=15.0)
+"""A conditional route write lost a race: re-read, recompute, write again."""
+
+KUBE_WRITES = RetryPolicy("kube-write", (KubeConflict,), attempts=5, deadline_seconds=15.0)
+"""A conditional status/object write lost a race."""
+
+METRICS_READS = RetryPolicy(
+    "metrics-read", (MetricsUnavailable,), attempts=3, deadline_seconds=8.0, initial_delay=0.2
+)
+"""Prometheus was unreachable or answered 5xx: worth a short retry, never a long one."""
