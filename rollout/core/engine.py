@@ -63,6 +63,7 @@ class _Tick:
         self.state = state
         self.actions: list[Action] = []
         self.reasons: list[str] = []
+        self.failed_now = False  # a check failed in this tick: no weight goes up in it
 
     @property
     def live(self) -> Weights | None:
@@ -242,16 +243,14 @@ def _judge(t: _Tick) -> None:
     if sample.outcome is Outcome.QUERY_ERROR:
         t.set(message=f"holding: a metric query is broken: {sample.detail}")
     if verdict.kind is VerdictKind.FAIL:
+        t.failed_now = True
         failures = t.state.failures + 1
         t.set(
             failures=failures, message=f"failed check {failures}/{analysis.failure_limit}: {verdict.summary}"
         )
         t.notify(f"failure-{failures}", "rollout.check-failed", Level.WARNING, t.state.message)
         if failures >= analysis.failure_limit:
-            _rollback(
-                t,
-                f"{failures} failed checks (failureLimit {analysis.failure_limit}); last: {verdict.summary}",
-            )
+            _rollback(t, f"{failures} failed checks (failureLimit {analysis.failure_limit})", verdict.summary)
 
 
 def _rollback(t: _Tick, reason: str, detail: str = "") -> None:
@@ -305,6 +304,10 @@ def _step_done(t: _Tick) -> bool:
     elapsed = t.now - (t.state.step_started_at or t.now)
     if step.set_weight is not None:
         target = Weights.of_canary(step.set_weight)
+        if target == CANARY_ONLY and t.state.weights.canary > 0 and not _may_promote(t):
+            return False  # all traffic to the canary is a promotion: never on missing data
+        if t.failed_now and target.canary > t.state.weights.canary:
+            return False  # never raise the canary in the interval a check failed
         if t.state.weights != target:
             t.move(target, WeightPurpose.STEP, f"step {t.state.step + 1}: setWeight {step.set_weight}")
             t.set(
@@ -422,6 +425,8 @@ def _may_promote(t: _Tick) -> bool:
 
 def _finish_promotion(t: _Tick) -> None:
     if t.state.weights != CANARY_ONLY:
+        if t.failed_now:
+            return  # never raise the canary in the interval a check failed
         t.move(CANARY_ONLY, WeightPurpose.PROMOTE, "promote: canary to 100%")
         t.say("promoting: canary to 100%")
         return
