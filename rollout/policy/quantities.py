@@ -24,14 +24,21 @@ def parse_duration(value: Any) -> timedelta:
     if isinstance(value, int | float):
         if value < 0:
             raise ValueError("a duration cannot be negative")
-        return timedelta(seconds=float(value))
+        return _seconds(float(value), value)
     if not isinstance(value, str):
         raise ValueError(f"a duration must be like 30s, 5m or 1h, not {type(value).__name__}")
     text = value.strip()
     if not _DURATION_RE.match(text):
         raise ValueError(f"{value!r} is not a duration; use a number with a unit: 30s, 5m, 1h, 1h30m")
     seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(text))
-    return timedelta(seconds=seconds)
+    return _seconds(seconds, value)
+
+
+def _seconds(seconds: float, original: Any) -> timedelta:
+    try:
+        return timedelta(seconds=seconds)
+    except OverflowError:
+        raise ValueError(f"{original!r} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
