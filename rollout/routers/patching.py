@@ -1,0 +1,248 @@
+"""The conditional-write machinery shared by the Kubernetes routers.
+
+Owns: reading a route through ``KubeClient``, turning the targets lists a router locates into
+one atomic JSON patch (``test`` ops on every list it changes, then weight edits, and the canary
+entry appended when missing and allowed), drift checks, the write guard, the read-back check,
+and the translation of ``KubeError``s into ``RouterError``s. Each backend only says where its
+targets lists are (``locate``). It must not retry (one attempt per call) nor touch any field
+other than the two named backends' weights.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from rollout.core.states import Weights
+from rollout.errors import (
+    KubeConflict,
+    KubeError,
+    KubeForbidden,
+    KubeInvalid,
+    KubeNotFound,
+    RouteConflict,
+    RouteForbidden,
+    RouteNotFound,
+    RouterError,
+    RouteSchemaError,
+    WeightsDrifted,
+)
+from rollout.kube.client import KubeClient, Resource
+from rollout.routers.base import WriteGuard
+from rollout.routers.splitting import check_target, percent_split
+
+Entry = dict[str, Any]
+
+
+def pointer(*parts: str | int) -> str:
+    """An RFC 6901 JSON pointer from path segments."""
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
+
+
+def backend_matches(ref: object, backend: str, route_namespace: str) -> bool:
+    """Whether an object reference ``{name, namespace?}`` names ``backend`` (``name`` or ``ns/name``)."""
+    if not isinstance(ref, dict):
+        return False
+    namespace, _, name = backend.rpartition("/")
+    return ref.get("name") == name and (ref.get("namespace") or route_namespace) == (
+        namespace or route_namespace
+    )
+
+
+def backend_ref(backend: str) -> dict[str, str]:
+    """The ``{name, namespace?}`` reference for a backend written ``name`` or ``ns/name``."""
+    namespace, _, name = backend.rpartition("/")
+    return {"name": name, "namespace": namespace} if namespace else {"name": name}
+
+
+@dataclass
+class TargetList:
+    """One list of weighted targets inside a route, as read.
+
+    ``items is None`` means the list is absent (the object carries a single ``target`` instead);
+    then ``reading`` holds what that target means as weights, and a write must create the list
+    under ``parent`` (tested whole, so the write is conditional).
+    """
+
+    path: str  # JSON pointer to the list
+    items: list[Entry] | None
+    stable: int  # index of the stable entry (in items or reading)
+    canary: int | None  # index of the canary entry, None when missing
+    default_weight: int = 0  # weight of an entry without a weight field
+    new_canary: Entry | None = None  # entry to append when the canary is missing
+    max_items: int | None = None
+    reading: list[Entry] = field(default_factory=list)
+    parent: tuple[str, Entry] | None = None  # (pointer, value) of the object holding the list
+
+    @property
+    def entries(self) -> list[Entry]:
+        return self.items if self.items is not None else self.reading
+
+    def weight(self, index: int | None) -> int:
+        if index is None:
+            return 0
+        value = self.entries[index].get("weight", self.default_weight)
+        return int(value) if isinstance(value, int) else self.default_weight
+
+    def split(self, where: str) -> Weights:
+        return percent_split(canary=self.weight(self.canary), stable=self.weight(self.stable), where=where)
+
+    def ops(self, target: Weights, where: str) -> list[dict[str, Any]]:
+        """The JSON patch ops that set ``target`` on this list, guarded by a ``test`` of the list."""
+        if self.items is None:
+            if self.parent is None or self.new_canary is None:
+                raise RouteSchemaError(f"{where}: the route has no targets list at {self.path}")
+            stable_entry = copy.deepcopy(self.reading[self.stable])
+            stable_entry["weight"] = target.stable
+            canary_entry = dict(self.new_canary, weight=target.canary)
+            parent_path, parent_value = self.parent
+            return [
+                {"op": "test", "path": parent_path, "value": parent_value},
+                {"op": "add", "path": self.path, "value": [stable_entry, canary_entry]},
+            ]
+        ops: list[dict[str, Any]] = [{"op": "test", "path": self.path, "value": self.items}]
+        for index, weight in ((self.stable, target.stable), (self.canary, target.canary)):
+            if index is None:
+                continue
+            op = "replace" if "weight" in self.items[index] else "add"
+            ops.append({"op": op, "path": pointer_join(self.path, index, "weight"), "value": weight})
+        if self.canary is None:
+            if self.new_canary is None:
+                raise RouterError(f"{where}: canary is not a target of {self.path}")
+            if self.max_items is not None and len(self.items) >= self.max_items:
+                raise RouteSchemaError(
+                    f"{where}: cannot add the canary to {self.path}: it already has "
+                    f"{len(self.items)} targets, the schema allows at most {self.max_items}"
+                )
+            ops.append(
+                {
+                    "op": "add",
+                    "path": pointer_join(self.path, "-"),
+                    "value": dict(self.new_canary, weight=target.canary),
+                }
+            )
+        return ops
+
+
+def pointer_join(base: str, *parts: str | int) -> str:
+    return base + pointer(*parts)
+
+
+@contextmanager
+def route_errors(where: str) -> Iterator[None]:
+    """Translate ``KubeError``s raised inside the block into ``RouterError``s about ``where``."""
+    try:
+        yield
+    except KubeNotFound as e:
+        raise RouteNotFound(f"{where} does not exist: {e}") from e
+    except KubeForbidden as e:
+        raise RouteForbidden(f"{where}: {e}") from e
+    except KubeConflict as e:
+        raise RouteConflict(f"{where} changed between read and write: {e}") from e
+    except KubeInvalid as e:
+        raise RouteSchemaError(f"{where}: the API server's schema rejected the weights: {e}") from e
+    except KubeError as e:
+        raise RouterError(f"{where}: {e}") from e
+
+
+class KubeRouteRouter:
+    """Base of the routers that edit weights on a Kubernetes object; subclasses implement ``locate``."""
+
+    resource: ClassVar[Resource]
+
+    def __init__(
+        self,
+        client: KubeClient,
+        name: str,
+        namespace: str,
+        stable: str,
+        canary: str,
+        *,
+        guard: WriteGuard | None = None,
+    ) -> None:
+        self.client = client
+        self.name = name
+        self.namespace = namespace
+        self.stable = stable
+        self.canary = canary
+        self.guard: Callable[[], None] = guard or (lambda: None)
+
+    def describe(self) -> str:
+        return f"{self.resource.kind} {self.namespace}/{self.name}"
+
+    # --- for subclasses ---------------------------------------------------------------------
+
+    def locate(self, obj: dict[str, Any]) -> list[TargetList]:
+        """Every targets list whose weights this router moves; raises ``BackendNotInRoute``."""
+        raise NotImplementedError
+
+    def check_accepted(self, obj: dict[str, Any]) -> None:
+        """Raise ``RouteNotAccepted`` when the data plane reports it rejected the route."""
+
+    def schema_error(self, path: str) -> RouteSchemaError:
+        return RouteSchemaError(f"{self.describe()}: the API server dropped {path} from the write")
+
+    # --- the Protocol -----------------------------------------------------------------------
+
+    def read(self) -> dict[str, Any]:
+        with route_errors(self.describe()):
+            return self.client.get(self.resource, self.namespace, self.name)
+
+    def get_weights(self) -> Weights:
+        obj = self.read()
+        self.check_accepted(obj)
+        return self.locate(obj)[0].split(self.describe())
+
+    def set_weights(self, target: Weights, *, expected: Weights | None) -> Weights:
+        check_target(target)
+        where = self.describe()
+        lists = self.locate(self.read())
+        live = lists[0].split(where)
+        if expected is not None:
+            drifted = [t for t in lists if t.split(where) != expected]
+            if drifted:
+                got = drifted[0].split(where)
+                raise WeightsDrifted(
+                    f"{where}: live weights at {drifted[0].path} are {got}, rollout expected "
+                    f"{expected}; someone else changed them, nothing was written",
+                    canary=got.canary,
+                    stable=got.stable,
+                )
+        if all(t.items is not None and t.split(where) == target for t in lists) and all(
+            t.canary is not None for t in lists
+        ):
+            return live
+        ops = [op for t in lists for op in t.ops(target, where)]
+        if any(t.items is None for t in lists):
+            self._dry_run(ops)
+        self.guard()
+        with route_errors(where):
+            self.client.json_patch(self.resource, self.namespace, self.name, ops)
+        return self._verify(target)
+
+    def _dry_run(self, ops: list[dict[str, Any]]) -> None:
+        """Creating a targets list: ask the server what it would store, and refuse if it prunes it."""
+        with route_errors(self.describe()):
+            would_store = self.client.json_patch(self.resource, self.namespace, self.name, ops, dry_run=True)
+        for t in self.locate(would_store):
+            if t.items is None:
+                raise self.schema_error(t.path)
+
+    def _verify(self, target: Weights) -> Weights:
+        where = self.describe()
+        lists = self.locate(self.read())
+        for t in lists:
+            if t.items is None:
+                raise self.schema_error(t.path)
+            got = t.split(where)
+            if got != target:
+                raise WeightsDrifted(
+                    f"{where}: wrote {target} but read back {got} at {t.path}; another writer "
+                    "changed the weights right after this write",
+                    canary=got.canary,
+                    stable=got.stable,
+                )
+        return target
