@@ -55,7 +55,7 @@ class RetryPolicy:
         retrying = Retrying(
             retry=retry_if_exception_type(self.retry_on),
             stop=stop_after_attempt(self.attempts) | stop_after_delay(self.deadline_seconds),
-            wait=wait_exponential_jitter(initial=self.initial_delay, max=self.max_delay),
+            wait=wait_exponential_jitter(multiplier=self.initial_delay, max=self.max_delay, jitter=self.initial_delay),
             before_sleep=_log,
             reraise=True,
         )

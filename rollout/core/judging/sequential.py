@@ -10,9 +10,10 @@ For each SLO (error rate: errors; latency: requests slower than the bound) two e
   is Binomial(k, p) with ``p = s*r / (s*r + 1 - s)``, ``s`` the canary's share of the interval's
   requests and ``r`` the canary/stable rate ratio. The log-likelihood ratio of ``r`` against
   ``r = 1`` adds ``x*log(r) - k*log(1 + s*(r - 1))`` per interval (``x`` canary events); it is
-  kept for a fixed grid of ratios ``2^(j/4)``. The fail test is the uniform mixture over grid
-  ratios above ``tolerance`` against ``r = tolerance``; the early-pass (mirror) test is the uniform
-  mixture over ratios in ``[regression/8, regression)`` against ``r = regression``. The canary
+  kept for a fixed grid of ratios ``2^(j/4)``. The fail test is a mixture over grid ratios above
+  ``tolerance`` (half the mass on ``regression``) against ``r = tolerance``; the early-pass (mirror)
+  test is a mixture over ratios below ``regression`` (half on ``tolerance``) against
+  ``r = regression``. The canary
   share is per interval, so evidence carries across weight steps. Ville's inequality bounds the
   probability that a canary no worse than ``tolerance`` x stable *ever* fails by the test's alpha.
   The always-valid confidence set for ``r`` is every grid ratio whose likelihood is within
@@ -75,14 +76,24 @@ def ratio_grid(options: SequentialOptions) -> tuple[float, ...]:
     return tuple(sorted(base | {options.tolerance, options.regression}))
 
 
-def fail_alternatives(options: SequentialOptions) -> tuple[float, ...]:
-    grid = ratio_grid(options)
-    return tuple(r for r in grid if r > options.tolerance)
+def _half_on(point: float, ratios: tuple[float, ...]) -> tuple[tuple[float, float], ...]:
+    """Mixture weights: half the mass on ``point``, half spread evenly over ``ratios``."""
+    return tuple((r, 0.5 / len(ratios) + (0.5 if r == point else 0.0)) for r in ratios)
 
 
-def pass_alternatives(options: SequentialOptions) -> tuple[float, ...]:
-    grid = ratio_grid(options)
-    return tuple(r for r in grid if options.regression / 8 <= r < options.regression)
+def fail_mixture(options: SequentialOptions) -> tuple[tuple[float, float], ...]:
+    """(ratio, weight) of the fail test's alternatives: every grid ratio above ``tolerance``,
+    half the mass on ``regression`` (the ratio the policy says must be caught)."""
+    alternatives = tuple(r for r in ratio_grid(options) if r > options.tolerance)
+    return _half_on(options.regression, alternatives)
+
+
+def pass_mixture(options: SequentialOptions) -> tuple[tuple[float, float], ...]:
+    """(ratio, weight) of the early-pass test's alternatives: grid ratios from
+    ``min(tolerance, regression/8)`` up to ``regression`` (excluded), half the mass on ``tolerance``."""
+    low = min(options.tolerance, options.regression / 8)
+    alternatives = tuple(r for r in ratio_grid(options) if low <= r < options.regression)
+    return _half_on(options.tolerance, alternatives)
 
 
 def relative_increment(ratio: float, share: float, canary_events: float, total_events: float) -> float:
@@ -97,10 +108,12 @@ def absolute_increment(limit: float, regression: float, requests: float, events:
     return events * math.log(p1 / p0) + (requests - events) * math.log((1 - p1) / (1 - p0))
 
 
-def log_mean_exp(values: Iterable[float]) -> float:
+def log_mean_exp(values: Iterable[float], weights: Iterable[float] | None = None) -> float:
+    """``log(sum(w * exp(v)))``, computed stably; equal weights summing to 1 by default."""
     items = list(values)
+    ws = list(weights) if weights is not None else [1.0 / len(items)] * len(items)
     top = max(items)
-    return top + math.log(sum(math.exp(v - top) for v in items) / len(items))
+    return top + math.log(sum(w * math.exp(v - top) for v, w in zip(items, ws, strict=True)))
 
 
 def _key(slo: str, ratio: float) -> str:
@@ -213,8 +226,11 @@ def evaluate(analysis: Analysis, memory: JudgeMemory, slo: SLOSpec, slo_count: i
     grid = ratio_grid(options)
     loglik = {r: memory.get(_key(slo.name, r)) for r in grid}
     has_relative = memory.get(f"{slo.name}.relK") > 0
-    rel_fail = log_mean_exp(loglik[a] - loglik[options.tolerance] for a in fail_alternatives(options))
-    rel_pass = log_mean_exp(loglik[a] - loglik[options.regression] for a in pass_alternatives(options))
+    fails, passes = fail_mixture(options), pass_mixture(options)
+    rel_fail = log_mean_exp((loglik[a] - loglik[options.tolerance] for a, _ in fails), (w for _, w in fails))
+    rel_pass = log_mean_exp(
+        (loglik[a] - loglik[options.regression] for a, _ in passes), (w for _, w in passes)
+    )
     abs_fail = memory.get(f"{slo.name}.abs")
     abs_pass = -memory.get(f"{slo.name}.absAll")
     rel_thr = math.log(1 / budget.relative) if budget.relative > 0 else math.inf
@@ -343,7 +359,13 @@ def judge_sequential(
         kind = VerdictKind.HOLD
     summary = _summary(kind, evidence, memory, note, canary_share)
     verdict = Verdict(
-        kind, checks, enough and not isinstance(usable, str), summary, memory.canary, memory.stable
+        kind,
+        checks,
+        enough and not isinstance(usable, str),
+        summary,
+        memory.canary,
+        memory.stable,
+        conclusive=kind is VerdictKind.PASS or any(e.failed for e in evidence),
     )
     return verdict, memory
 
