@@ -48,9 +48,7 @@ class MemoryMetrics:
 
     def _sample(self, req: AnalysisRequest) -> MetricsSample:
         if self.unavailable:
-            return MetricsSample(
-                outcome=Outcome.UNAVAILABLE, detail="metrics backend unreachable (simulated)"
-            )
+            return MetricsSample(outcome=Outcome.UNAVAILABLE, detail="metrics backend unreachable (simulated)")
         arms = {name: self._arm(name, req.window_seconds) for name in (req.canary, req.stable)}
         canary, stable = arms[req.canary], arms[req.stable]
         custom = {m.name: self.custom_values[m.name] for m in req.custom if m.name in self.custom_values}
