@@ -1,0 +1,1 @@
+"""Tests of the install manifests in ``deploy/``: the generated CRD, RBAC and the kustomize base."""

@@ -1,0 +1,217 @@
+"""The kustomize base and the example overlay, read as YAML: every file listed and nothing missing,
+the objects an install needs, the daemon's hardening, its settings' names, least-privilege RBAC,
+and the overlay's policies are valid. Renders with ``kubectl kustomize`` when kubectl is present."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from rollout.kube.crd import NAME
+from rollout.policy.loading import load_paths
+from tests.deploy.manifests import BASE, EXAMPLE_OVERLAY, base_objects, documents, find, kustomization
+
+SYSTEM = "rollout-system"
+SETTINGS = {
+    "ROLLOUT_PROMETHEUS__URL",
+    "ROLLOUT_WATCH_NAMESPACES",
+    "ROLLOUT_POLICY_DIR",
+    "ROLLOUT_LOG_FORMAT",
+}
+
+
+def _yaml_files(directory: Path) -> set[str]:
+    return {p.name for p in directory.iterdir() if p.suffix in (".yaml", ".yml")} - {"kustomization.yaml"}
+
+
+def test_the_base_kustomization_lists_every_file_and_only_existing_ones() -> None:
+    resources = kustomization()["resources"]
+    assert len(resources) == len(set(resources)), "a resource is listed twice"
+    assert set(resources) == _yaml_files(BASE)
+
+
+def test_the_base_has_what_an_install_needs() -> None:
+    objects = base_objects()
+    inventory = sorted((o["kind"], o["metadata"]["name"]) for o in objects)
+    assert inventory == sorted(
+        [
+            ("Namespace", SYSTEM),
+            ("CustomResourceDefinition", NAME),
+            ("ServiceAccount", "rollout"),
+            ("ClusterRole", "rollout"),
+            ("ClusterRoleBinding", "rollout"),
+            ("Role", "rollout-leader-election"),
+            ("RoleBinding", "rollout-leader-election"),
+            ("ClusterRole", "rollout-operator"),
+            ("ClusterRole", "rollout-viewer"),
+            ("ConfigMap", "rollout-settings"),
+            ("ConfigMap", "rollout-policies"),
+            ("Deployment", "rollout"),
+            ("Service", "rollout"),
+            ("PodDisruptionBudget", "rollout"),
+            ("NetworkPolicy", "rollout"),
+            ("ServiceMonitor", "rollout"),
+        ]
+    )
+    cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
+    for obj in objects:
+        expected = None if obj["kind"] in cluster_scoped else SYSTEM
+        assert obj["metadata"].get("namespace") == expected, obj["metadata"]
+
+
+def _container(objects: list[dict[str, Any]]) -> dict[str, Any]:
+    containers = find(objects, "Deployment", "rollout")["spec"]["template"]["spec"]["containers"]
+    assert len(containers) == 1
+    container: dict[str, Any] = containers[0]
+    return container
+
+
+def test_the_daemon_runs_hardened_with_two_replicas() -> None:
+    deployment = find(base_objects(), "Deployment", "rollout")
+    spec, pod = deployment["spec"], deployment["spec"]["template"]["spec"]
+    container = _container(base_objects())
+    assert spec["replicas"] == 2
+    assert spec["selector"]["matchLabels"].items() <= deployment["spec"]["template"]["metadata"]["labels"].items()
+    assert pod["serviceAccountName"] == "rollout"
+    assert pod["terminationGracePeriodSeconds"] == 30
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] == 65532
+    assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
+    assert pod["topologySpreadConstraints"]
+    assert pod["affinity"]["podAntiAffinity"]
+    security = container["securityContext"]
+    assert security["readOnlyRootFilesystem"] is True
+    assert security["allowPrivilegeEscalation"] is False
+    assert security["capabilities"] == {"drop": ["ALL"]}
+    assert (container["image"], container["args"]) == ("rollout:0.1.0", ["run"])
+    assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
+    assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
+    assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
+    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
+    assert "memory" in container["resources"]["limits"]
+
+
+def test_settings_come_from_the_configmap_and_the_slack_token_from_an_optional_secret() -> None:
+    objects = base_objects()
+    container = _container(objects)
+    settings = find(objects, "ConfigMap", "rollout-settings")["data"]
+    assert set(settings) == SETTINGS
+    assert settings["ROLLOUT_POLICY_DIR"] == "/etc/rollout/policies"
+    assert settings["ROLLOUT_LOG_FORMAT"] == "json"
+    assert container["envFrom"] == [{"configMapRef": {"name": "rollout-settings"}}]
+    token = {e["name"]: e for e in container["env"]}["ROLLOUT_SLACK__TOKEN"]
+    assert token["valueFrom"]["secretKeyRef"]["optional"] is True
+    mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
+    volumes = {v["name"]: v for v in find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
+    policies = volumes[mounts[settings["ROLLOUT_POLICY_DIR"]]]
+    assert policies["configMap"]["name"] == "rollout-policies"
+    assert all("subPath" not in m for m in container["volumeMounts"]), "subPath mounts never update"
+
+
+def test_service_pdb_servicemonitor_and_networkpolicy_select_the_daemon() -> None:
+    objects = base_objects()
+    labels = find(objects, "Deployment")["spec"]["template"]["metadata"]["labels"]
+    service = find(objects, "Service", "rollout")
+    assert service["spec"]["selector"].items() <= labels.items()
+    assert service["spec"]["ports"][0]["name"] == "http"
+    assert find(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert find(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
+    monitor = find(objects, "ServiceMonitor")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
+    assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
+    policy = find(objects, "NetworkPolicy")["spec"]
+    assert policy["podSelector"]["matchLabels"].items() <= labels.items()
+    assert policy["policyTypes"] == ["Ingress", "Egress"]
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080]
+    egress_ports = sorted({p["port"] for rule in policy["egress"] for p in rule["ports"]})
+    assert egress_ports == [53, 443, 6443, 9090]
+
+
+def test_the_daemon_role_grants_no_delete_no_secrets_no_wildcards() -> None:
+    objects = base_objects()
+    rules = [
+        r
+        for kind in ("ClusterRole", "Role")
+        for o in objects
+        if o["kind"] == kind and not o["metadata"]["name"].startswith(("rollout-op", "rollout-vi"))
+        for r in o["rules"]
+    ]
+    assert rules
+    verbs = {v for r in rules for v in r["verbs"]}
+    assert verbs == {"get", "list", "watch", "patch", "create", "update"}
+    resources = {res for r in rules for res in r["resources"]}
+    assert resources == {
+        "rollouts",
+        "rollouts/status",
+        "events",
+        "gatewayroutes",
+        "virtualrouters",
+        "httproutes",
+        "leases",
+    }
+    assert all("*" not in r["apiGroups"] + r["resources"] + r["verbs"] for r in rules)
+
+
+def test_people_roles_aggregate_into_the_built_in_ones() -> None:
+    objects = base_objects()
+    operator, viewer = find(objects, "ClusterRole", "rollout-operator"), find(objects, "ClusterRole", "rollout-viewer")
+    assert operator["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert operator["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    assert operator["rules"] == [
+        {"apiGroups": ["delivery.rollout.dev"], "resources": ["rollouts"], "verbs": ["get", "list", "watch", "patch"]}
+    ]
+    assert viewer["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-view"] == "true"
+    assert {v for r in viewer["rules"] for v in r["verbs"]} == {"get", "list", "watch"}
+
+
+def _overlay_files(overlay: dict[str, Any]) -> list[str]:
+    files = [p["path"] for p in overlay.get("patches", []) if "path" in p]
+    files += [f for gen in overlay.get("configMapGenerator", []) for f in gen.get("files", [])]
+    return files
+
+
+def test_the_example_overlay_builds_on_the_base_and_its_files_exist() -> None:
+    overlay = kustomization(EXAMPLE_OVERLAY)
+    assert overlay["resources"] == ["../../base"]
+    listed = _overlay_files(overlay)
+    assert all((EXAMPLE_OVERLAY / f).is_file() for f in listed), listed
+    on_disk = {str(p.relative_to(EXAMPLE_OVERLAY)) for p in EXAMPLE_OVERLAY.rglob("*.yaml")}
+    assert on_disk - {"kustomization.yaml"} == set(listed)
+    settings = find(documents(EXAMPLE_OVERLAY / "settings.yaml"), "ConfigMap", "rollout-settings")
+    assert set(settings["data"]) <= SETTINGS
+
+
+def test_the_example_overlay_policies_are_valid() -> None:
+    generator = [g for g in kustomization(EXAMPLE_OVERLAY)["configMapGenerator"] if g["name"] == "rollout-policies"]
+    paths = [EXAMPLE_OVERLAY / f for g in generator for f in g["files"]]
+    assert paths
+    result = load_paths(paths)
+    assert result.ok, [str(p) for p in result.problems]
+    assert len(result.rollouts) == len(paths)
+
+
+KUBECTL = shutil.which("kubectl")
+
+
+@pytest.mark.skipif(KUBECTL is None, reason="kubectl (for `kubectl kustomize`) is not installed")
+@pytest.mark.parametrize("directory", [BASE, EXAMPLE_OVERLAY], ids=["base", "example"])
+def test_kustomize_renders(directory: Path) -> None:
+    assert KUBECTL is not None
+    done = subprocess.run(
+        [KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
+    kinds = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
+    assert kinds == sorted((o["kind"], o["metadata"]["name"]) for o in base_objects())
+    if directory == EXAMPLE_OVERLAY:
+        policies = find(rendered, "ConfigMap", "rollout-policies")["data"]
+        assert set(policies) == {"recommendations-canary.yaml"}
+        image = _container(rendered)["image"]
+        assert image == "registry.example.com/platform/rollout:0.1.0"
