@@ -3,4 +3,5 @@
 pytest_plugins = [
     "tests.harness.kube_fixtures",
     "tests.harness.prometheus_fixtures",
+    "tests.harness.slack_fixtures",
 ]
