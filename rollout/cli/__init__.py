@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from rollout import __version__
-from rollout.cli import offline
+from rollout.cli import offline, operating
 from rollout.errors import RolloutError
 
 
@@ -24,6 +24,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rollout {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     offline.register(sub)
+    operating.register(sub)
     return parser
 
 

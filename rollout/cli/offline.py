@@ -117,8 +117,7 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"{'step':>4}  {'kind':<9} {'canary':>6}  {'min time':>8}  gate")
     for row in schedule.steps:
         print(
-            f"{row.number:>4}  {row.kind:<9} {row.canary:>5}%  {_fmt(row.min_duration.total_seconds()):>8}  "
-            f"{row.gate}"
+            f"{row.number:>4}  {row.kind:<9} {row.canary:>5}%  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}"
         )
     people = " + time people take" if schedule.needs_people else ""
     print(f"minimum time to promote: {_fmt(schedule.min_time_to_promote.total_seconds())}{people}")
@@ -153,9 +152,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     if policy is None:
         return 1
     if args.at_step < 1 or args.at_step > len(policy.spec.steps):
-        print(
-            f"--at-step must be between 1 and {len(policy.spec.steps)} (the policy's steps)", file=sys.stderr
-        )
+        print(f"--at-step must be between 1 and {len(policy.spec.steps)} (the policy's steps)", file=sys.stderr)
         return 2
     if args.rps < 0:
         print("--rps cannot be negative", file=sys.stderr)

@@ -71,18 +71,14 @@ def _apply(
     if phase not in _RUNNING:
         return s, f"ignored {who}: not applicable in phase {phase.value}"
     if cmd.kind is CommandKind.PAUSE:
-        return replace(
-            s, phase=Phase.PAUSED, pause_reason=f"paused by {cmd.by}", message=f"paused: {who}"
-        ), who
+        return replace(s, phase=Phase.PAUSED, pause_reason=f"paused by {cmd.by}", message=f"paused: {who}"), who
     if cmd.kind is CommandKind.RESUME:
         return _resume(s, now, who, live)
     if cmd.kind is CommandKind.APPROVE:
         waiting = phase is Phase.AWAITING_APPROVAL or s.pause_reason.startswith("approval timed out")
         if not waiting:
             return s, f"ignored {who}: no approval is pending"
-        return replace(
-            s, phase=Phase.PROGRESSING, pause_reason="", approved_by=cmd.by, message=f"approved: {who}"
-        ), who
+        return replace(s, phase=Phase.PROGRESSING, pause_reason="", approved_by=cmd.by, message=f"approved: {who}"), who
     if cmd.kind is CommandKind.PROMOTE:
         if s.step >= len(policy.spec.steps):
             return s, f"ignored {who}: no step left to skip"
@@ -136,6 +132,4 @@ def _resume(s: RolloutState, now: datetime, who: str, live: Weights | None) -> t
             approval_requested_at=now,
             message=f"waiting for approval again: {who}",
         ), who
-    return replace(
-        s, phase=Phase.PROGRESSING, pause_reason="", step_started_at=now, message=f"resumed: {who}"
-    ), who
+    return replace(s, phase=Phase.PROGRESSING, pause_reason="", step_started_at=now, message=f"resumed: {who}"), who

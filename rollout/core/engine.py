@@ -78,9 +78,7 @@ class _Tick:
     def notify(self, key: str, event: str, level: Level, message: str) -> None:
         if key in self.state.notified:
             return
-        self.actions.append(
-            Notify(key=key, event=event, level=level, message=message, verdict=self.state.verdict)
-        )
+        self.actions.append(Notify(key=key, event=event, level=level, message=message, verdict=self.state.verdict))
         self.set(notified=(*self.state.notified, key)[-_KEEP_KEYS:])
 
     def move(self, target: Weights, purpose: WeightPurpose, reason: str, *, check: bool = True) -> None:
@@ -245,11 +243,16 @@ def _judge(t: _Tick) -> None:
     if verdict.kind is VerdictKind.FAIL:
         t.failed_now = True
         failures = t.state.failures + 1
-        t.set(
-            failures=failures, message=f"failed check {failures}/{analysis.failure_limit}: {verdict.summary}"
-        )
+        t.set(failures=failures, message=f"failed check {failures}/{analysis.failure_limit}: {verdict.summary}")
         t.notify(f"failure-{failures}", "rollout.check-failed", Level.WARNING, t.state.message)
-        if failures >= analysis.failure_limit:
+        if verdict.conclusive:  # a sequential test crossed its boundary: the evidence is final
+            alpha = analysis.sequential.alpha
+            _rollback(
+                t,
+                f"the sequential test found the canary worse than allowed (false-rollback risk <= {alpha:g})",
+                verdict.summary,
+            )
+        elif failures >= analysis.failure_limit:
             _rollback(t, f"{failures} failed checks (failureLimit {analysis.failure_limit})", verdict.summary)
 
 
@@ -323,9 +326,7 @@ def _step_done(t: _Tick) -> bool:
         duration = step.pause.duration
         if duration is not None and elapsed >= duration:
             return True
-        until = (
-            f"until {(t.state.step_started_at or t.now) + duration:%H:%M:%S}" if duration else "until resumed"
-        )
+        until = f"until {(t.state.step_started_at or t.now) + duration:%H:%M:%S}" if duration else "until resumed"
         t.set(phase=Phase.PAUSED, pause_reason=PAUSE_STEP, message=f"step {t.state.step + 1}: paused {until}")
         t.say(t.state.message)
         return False
@@ -334,9 +335,7 @@ def _step_done(t: _Tick) -> bool:
 
 def _weight_step_passed(t: _Tick, elapsed: timedelta) -> bool:
     verdict = t.state.verdict
-    judged_here = t.state.last_judged_at is not None and t.state.last_judged_at > (
-        t.state.step_started_at or t.now
-    )
+    judged_here = t.state.last_judged_at is not None and t.state.last_judged_at > (t.state.step_started_at or t.now)
     passed = verdict is not None and verdict.kind is VerdictKind.PASS and judged_here
     long_enough = elapsed >= t.spec.analysis.effective_step_duration
     if passed and verdict is not None and (long_enough or verdict.conclusive):
@@ -350,8 +349,7 @@ def _weight_step_passed(t: _Tick, elapsed: timedelta) -> bool:
             phase=Phase.PAUSED,
             pause_reason=f"progress deadline: step {t.state.step + 1} had no passing "
             f"verdict within {_fmt(t.spec.progress_deadline)}",
-            message=f"paused: no passing verdict within progressDeadline {_fmt(t.spec.progress_deadline)}; "
-            f"last: {why}",
+            message=f"paused: no passing verdict within progressDeadline {_fmt(t.spec.progress_deadline)}; last: {why}",
         )
         t.notify(f"deadline-{t.state.step}", "rollout.deadline", Level.WARNING, t.state.message)
         t.say(t.state.message)
@@ -403,9 +401,7 @@ def _approval_granted(t: _Tick) -> bool:
                 pause_reason=f"approval timed out after {_fmt(approvals.timeout)}",
                 message=f"paused: approval timed out after {_fmt(approvals.timeout)}; approve to go on",
             )
-            t.notify(
-                f"approval-timeout-{t.state.step}", "rollout.approval-timeout", Level.WARNING, t.state.message
-            )
+            t.notify(f"approval-timeout-{t.state.step}", "rollout.approval-timeout", Level.WARNING, t.state.message)
     t.say(t.state.message)
     return False
 

@@ -80,9 +80,7 @@ def plan(policy: Rollout) -> Plan:
                 )
             )
     if canary < 100:
-        warnings.append(
-            f"the last setWeight is {canary}%: promotion then moves the rest of the traffic in one jump"
-        )
+        warnings.append(f"the last setWeight is {canary}%: promotion then moves the rest of the traffic in one jump")
     if analysis.effective_window < interval:
         warnings.append("analysis.window is shorter than analysis.interval: some requests are never judged")
     if not analysis.slos.error_rate and not analysis.slos.latency and not analysis.metrics:

@@ -35,9 +35,7 @@ class Phase(StrEnum):
         return self in (Phase.PROMOTED, Phase.ROLLED_BACK, Phase.ABORTED)
 
 
-_ACTIVE = frozenset(
-    {Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING, Phase.ROLLING_BACK}
-)
+_ACTIVE = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING, Phase.ROLLING_BACK})
 
 
 @dataclass(frozen=True)
@@ -50,8 +48,7 @@ class Weights:
     def __post_init__(self) -> None:
         if not (0 <= self.canary <= 100 and 0 <= self.stable <= 100) or self.canary + self.stable != 100:
             raise ValueError(
-                f"weights must be integers 0..100 summing to 100, got canary={self.canary} "
-                f"stable={self.stable}"
+                f"weights must be integers 0..100 summing to 100, got canary={self.canary} stable={self.stable}"
             )
 
     @classmethod
@@ -180,9 +177,7 @@ class Verdict:
     def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
         return cls(
             kind=VerdictKind(data["kind"]),
-            checks=tuple(
-                Check(**{**c, "verdict": VerdictKind(c["verdict"])}) for c in data.get("checks", ())
-            ),
+            checks=tuple(Check(**{**c, "verdict": VerdictKind(c["verdict"])}) for c in data.get("checks", ())),
             enough_data=bool(data["enough_data"]),
             summary=str(data.get("summary", "")),
             canary=ArmCounts(**data["canary"]) if data.get("canary") else None,
@@ -226,9 +221,7 @@ class JudgeMemory:
             intervals=int(data.get("intervals", 0)),
             canary=ArmCounts(**data.get("canary", {"requests": 0, "errors": 0})),
             stable=ArmCounts(**data.get("stable", {"requests": 0, "errors": 0})),
-            accumulators=tuple(
-                sorted((str(k), float(v)) for k, v in dict(data.get("accumulators", {})).items())
-            ),
+            accumulators=tuple(sorted((str(k), float(v)) for k, v in dict(data.get("accumulators", {})).items())),
         )
 
 

@@ -288,9 +288,7 @@ class KubeClient:
             self.call(
                 verb,
                 _what(resource, namespace, name, subresource),
-                lambda: patcher(
-                    resource.group, resource.version, namespace, resource.plural, name, body, **kwargs
-                ),
+                lambda: patcher(resource.group, resource.version, namespace, resource.plural, name, body, **kwargs),
             )
         )
 

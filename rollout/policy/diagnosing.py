@@ -67,9 +67,7 @@ def _pinpoint(loc: Loc, message: str, data: Any) -> Loc:
     match = re.search(r"setWeight #(\d+)", message)
     steps = data.get("spec", {}).get("steps") if isinstance(data.get("spec"), dict) else None
     if match and isinstance(steps, list):
-        with_weight = [
-            i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("setWeight") is not None
-        ]
+        with_weight = [i for i, s in enumerate(steps) if isinstance(s, dict) and s.get("setWeight") is not None]
         nth = int(match.group(1)) - 1
         if 0 <= nth < len(with_weight):
             return ("spec", "steps", with_weight[nth], "setWeight")

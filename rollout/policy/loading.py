@@ -318,9 +318,7 @@ def _report_duplicate_keys(root: yaml.Node, name: str, out: _Collector) -> bool:
 # --- validation -------------------------------------------------------------------------------
 
 
-def _validate_document(
-    data: Any, node: yaml.Node | None, name: str, out: _Collector, *, keep: bool = True
-) -> None:
+def _validate_document(data: Any, node: yaml.Node | None, name: str, out: _Collector, *, keep: bool = True) -> None:
     if not isinstance(data, dict):
         names: dict[type, str] = {list: "a list", str: "a string", type(None): "null"}
         kind = names.get(type(data), f"a {type(data).__name__} value")
@@ -328,8 +326,7 @@ def _validate_document(
             name,
             node,
             "",
-            f"document is {kind}, not a mapping; a Rollout is a mapping "
-            "with apiVersion, kind, metadata and spec",
+            f"document is {kind}, not a mapping; a Rollout is a mapping with apiVersion, kind, metadata and spec",
         )
         return
     if not _header_ok(data, node, name, out):

@@ -80,9 +80,7 @@ class VirtualRouterRef(Model):
 
     name: ObjectName
     namespace: NamespaceName | None = None
-    route: str | None = Field(
-        default=None, min_length=1, description="route name; needed when the router has several"
-    )
+    route: str | None = Field(default=None, min_length=1, description="route name; needed when the router has several")
 
 
 class HTTPRouteRef(Model):
@@ -90,9 +88,7 @@ class HTTPRouteRef(Model):
 
     name: ObjectName
     namespace: NamespaceName | None = None
-    rule: int | None = Field(
-        default=None, ge=0, description="rule index; default: every rule naming both backends"
-    )
+    rule: int | None = Field(default=None, ge=0, description="rule index; default: every rule naming both backends")
     rule_name: str | None = Field(default=None, min_length=1)
 
     @model_validator(mode="after")
@@ -349,7 +345,7 @@ class Analysis(Model):
     step_duration: Duration | None = Field(
         default=None, description="minimum time at each setWeight step; default: interval"
     )
-    judge: JudgeKind = JudgeKind.THRESHOLD
+    judge: JudgeKind = JudgeKind.SEQUENTIAL
     slos: SLOs = Field(default_factory=SLOs)
     metrics: list[CustomMetric] = Field(default_factory=list)
     min_requests: int = Field(default=100, ge=0)
@@ -467,9 +463,7 @@ class Rollout(Model):
     @property
     def revision(self) -> str:
         """A short, stable hash of the spec: a new revision starts a new run."""
-        canonical = json.dumps(
-            self.spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":")
-        )
+        canonical = json.dumps(self.spec.model_dump(mode="json", by_alias=True), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()[:12]
 
     def route_namespace(self) -> str:

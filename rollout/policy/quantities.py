@@ -63,9 +63,7 @@ def parse_ratio(value: Any) -> float:
         try:
             number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
         except ValueError:
-            raise ValueError(
-                f"{value!r} is not a ratio; use a percentage (1%) or a fraction (0.01)"
-            ) from None
+            raise ValueError(f"{value!r} is not a ratio; use a percentage (1%) or a fraction (0.01)") from None
     elif isinstance(value, int | float):
         number = float(value)
     else:

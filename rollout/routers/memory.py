@@ -69,8 +69,7 @@ class MemoryRouter:
         read_version = self._version
         if expected is not None and live != expected:
             raise WeightsDrifted(
-                f"{self.describe()}: live weights are {live}, rollout expected "
-                f"{expected}; nothing was written",
+                f"{self.describe()}: live weights are {live}, rollout expected {expected}; nothing was written",
                 canary=live.canary,
                 stable=live.stable,
             )

@@ -47,9 +47,7 @@ def backend_matches(ref: object, backend: str, route_namespace: str) -> bool:
     if not isinstance(ref, dict):
         return False
     namespace, _, name = backend.rpartition("/")
-    return ref.get("name") == name and (ref.get("namespace") or route_namespace) == (
-        namespace or route_namespace
-    )
+    return ref.get("name") == name and (ref.get("namespace") or route_namespace) == (namespace or route_namespace)
 
 
 def backend_ref(backend: str) -> dict[str, str]:

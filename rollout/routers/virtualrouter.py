@@ -99,8 +99,7 @@ class VirtualRouterRouter(KubeRouteRouter):
             i
             for i, r in enumerate(routes)
             if any(
-                self._index(r.get(p, {}).get("action", {}).get("weightedTargets") or [], self.stable)
-                is not None
+                self._index(r.get(p, {}).get("action", {}).get("weightedTargets") or [], self.stable) is not None
                 for p in PROTOCOLS
                 if isinstance(r.get(p), dict)
             )

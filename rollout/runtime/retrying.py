@@ -20,6 +20,7 @@ from tenacity import (
 )
 
 from rollout.errors import KubeConflict, MetricsUnavailable, RouteConflict
+from rollout.notifiers.slack import SlackRateLimited
 
 T = TypeVar("T")
 log = logging.getLogger("rollout.retrying")
@@ -68,7 +69,11 @@ ROUTE_WRITES = RetryPolicy("route-write", (RouteConflict,), attempts=5, deadline
 KUBE_WRITES = RetryPolicy("kube-write", (KubeConflict,), attempts=5, deadline_seconds=15.0)
 """A conditional status/object write lost a race."""
 
-METRICS_READS = RetryPolicy(
-    "metrics-read", (MetricsUnavailable,), attempts=3, deadline_seconds=8.0, initial_delay=0.2
-)
+METRICS_READS = RetryPolicy("metrics-read", (MetricsUnavailable,), attempts=3, deadline_seconds=8.0, initial_delay=0.2)
 """Prometheus was unreachable or answered 5xx: worth a short retry, never a long one."""
+
+SLACK_CALLS = RetryPolicy(
+    "slack-call", (SlackRateLimited,), attempts=3, deadline_seconds=10.0, initial_delay=1.0, max_delay=4.0
+)
+"""Slack answered 429 ``ratelimited`` (nothing was posted): wait about a second (Slack's usual
+``Retry-After`` for chat.postMessage) and try again, briefly. Other Slack errors are not retried."""

@@ -124,10 +124,10 @@ def simulate(
     commands: tuple[Command, ...] = ()
     for _ in range(100_000):
         state = sim.state
-        if sim.spike_at is None and scenario in (Scenario.ERROR_SPIKE, Scenario.LATENCY_SPIKE):
-            if state.phase.active and state.step + 1 >= at_step:
-                _inject(metrics, spec.canary, scenario)
-                sim.spike_at = (now - EPOCH).total_seconds()
+        faulty = scenario in (Scenario.ERROR_SPIKE, Scenario.LATENCY_SPIKE)
+        if faulty and sim.spike_at is None and state.phase.active and state.step + 1 >= at_step:
+            _inject(metrics, spec.canary, scenario)
+            sim.spike_at = (now - EPOCH).total_seconds()
         live = router.get_weights()
         request = _request(policy)
         sample = metrics.collect([request], now)[policy.key]
@@ -173,9 +173,7 @@ def simulate(
             waiting_since = waiting_since or now
             if now - waiting_since >= approve_after:
                 kind = CommandKind.APPROVE if phase is Phase.AWAITING_APPROVAL else CommandKind.RESUME
-                commands = (
-                    Command(kind=kind, by=SIMULATED_OPERATOR, at=now, id=f"sim-{kind.value}-{now:%s}"),
-                )
+                commands = (Command(kind=kind, by=SIMULATED_OPERATOR, at=now, id=f"sim-{kind.value}-{now:%s}"),)
                 waiting_since = None
                 next_at = now + timedelta(seconds=1)
             else:

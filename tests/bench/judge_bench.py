@@ -165,9 +165,7 @@ def flagger_rollback(counts: Counts, failure_limit: int) -> IntArray:
     the canary served nothing (no values found); roll back at ``failure_limit`` failed checks."""
     n = counts.canary_requests
     safe = np.maximum(n, 1)
-    bad = (
-        (n == 0) | (counts.canary_errors / safe > FLAGGER_LIMIT) | (counts.canary_slow / safe > FLAGGER_LIMIT)
-    )
+    bad = (n == 0) | (counts.canary_errors / safe > FLAGGER_LIMIT) | (counts.canary_slow / safe > FLAGGER_LIMIT)
     return _first_true(np.cumsum(bad, axis=1) >= failure_limit)
 
 

@@ -31,14 +31,23 @@ _GOOD = MetricsSample(Outcome.OK, ArmCounts(1000, 0, 0), ArmCounts(9000, 9, 0))
 _BAD = MetricsSample(Outcome.OK, ArmCounts(1000, 300, 0), ArmCounts(9000, 9, 0))
 _THIN = MetricsSample(Outcome.OK, ArmCounts(3, 0, 0), ArmCounts(30, 0, 0))
 _SLOW = MetricsSample(Outcome.OK, ArmCounts(1000, 0, 400), ArmCounts(9000, 9, 0))
-_MISSING = [MetricsSample(o, detail=o.value) for o in
-            (Outcome.NO_DATA, Outcome.ZERO_TRAFFIC, Outcome.NAN, Outcome.COUNTER_RESET, Outcome.UNAVAILABLE)]
+_MISSING = [
+    MetricsSample(o, detail=o.value)
+    for o in (Outcome.NO_DATA, Outcome.ZERO_TRAFFIC, Outcome.NAN, Outcome.COUNTER_RESET, Outcome.UNAVAILABLE)
+]
 
 samples = st.sampled_from([_GOOD, _BAD, _THIN, _SLOW, None, *_MISSING])
 missing_samples = st.sampled_from([_THIN, None, *_MISSING])
 operator = st.sampled_from(
-    [None] * 6 + [CommandKind.APPROVE, CommandKind.PAUSE, CommandKind.RESUME, CommandKind.ABORT,
-                  CommandKind.RETRY, CommandKind.PROMOTE]
+    [None] * 6
+    + [
+        CommandKind.APPROVE,
+        CommandKind.PAUSE,
+        CommandKind.RESUME,
+        CommandKind.ABORT,
+        CommandKind.RETRY,
+        CommandKind.PROMOTE,
+    ]
 )
 
 
@@ -47,7 +56,8 @@ def policies(draw: st.DrawFn) -> Rollout:
     weights = sorted(draw(st.lists(st.integers(0, 100), min_size=1, max_size=5)))
     steps: list[dict[str, Any]] = [{"setWeight": w} for w in weights]
     for _ in range(draw(st.integers(0, 2))):
-        gate = draw(st.sampled_from([{"approval": {}}, {"pause": {}}, {"pause": {"duration": "1m"}}]))
+        gates: list[dict[str, Any]] = [{"approval": {}}, {"pause": {}}, {"pause": {"duration": "1m"}}]
+        gate = draw(st.sampled_from(gates))
         steps.insert(draw(st.integers(0, len(steps))), gate)
     return policy(
         steps=steps,
@@ -66,7 +76,8 @@ class Tick:
 
 ticks = st.lists(
     st.builds(Tick, samples, operator, st.booleans()),
-    min_size=1, max_size=60,
+    min_size=1,
+    max_size=60,
 )
 
 
@@ -112,8 +123,7 @@ def test_canary_never_rises_in_a_decision_that_recorded_a_failure(p: Rollout, sc
 
 
 @settings(max_examples=150, deadline=None)
-@given(policies(), st.lists(st.builds(Tick, missing_samples, st.none(), st.booleans()),
-                            min_size=1, max_size=80))
+@given(policies(), st.lists(st.builds(Tick, missing_samples, st.none(), st.booleans()), min_size=1, max_size=80))
 def test_missing_or_thin_data_never_promotes(p: Rollout, script: list[Tick]) -> None:
     for _before, decision, _live in run(p, script):
         assert decision.state.phase not in (Phase.PROMOTING, Phase.PROMOTED)
@@ -177,8 +187,7 @@ def test_replaying_the_same_inputs_gives_the_same_decision(p: Rollout, script: l
 @settings(max_examples=100, deadline=None)
 @given(policies(), ticks, st.integers(0, 59))
 def test_drift_is_never_overwritten_without_a_person(p: Rollout, script: list[Tick], at: int) -> None:
-    script = [Tick(t.sample, t.command if t.command is not CommandKind.RESUME else None, False)
-              for t in script]
+    script = [Tick(t.sample, t.command if t.command is not CommandKind.RESUME else None, False) for t in script]
     history = run(p, script, drift_at=at)
     for i, (before, decision, live) in enumerate(history):
         if i < at or before.phase not in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PAUSED):

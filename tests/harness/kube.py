@@ -126,9 +126,7 @@ class ControlPlane:
             ],
         )
         (work / "tokens.csv").write_text(f"{self.token},rollout-admin,rollout-admin,system:masters\n")
-        subprocess.run(
-            ["openssl", "genrsa", "-out", str(work / "sa.key"), "2048"], check=True, capture_output=True
-        )
+        subprocess.run(["openssl", "genrsa", "-out", str(work / "sa.key"), "2048"], check=True, capture_output=True)
         self._spawn(
             "kube-apiserver",
             [
@@ -264,9 +262,7 @@ class ControlPlane:
         for name in names:
             while True:
                 crd = self.request("GET", f"/apis/apiextensions.k8s.io/v1/customresourcedefinitions/{name}")
-                conditions = {
-                    c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []
-                }
+                conditions = {c["type"]: c["status"] for c in (crd.get("status") or {}).get("conditions") or []}
                 if conditions.get("Established") == "True":
                     break
                 if time.monotonic() > deadline:
@@ -285,16 +281,12 @@ class ControlPlane:
                         raise ControlPlaneError(f"{plural}.{group}/{version} not served")
                     time.sleep(0.05)
 
-    def service_account_kubeconfig(
-        self, namespace: str, name: str, rules: Sequence[Mapping[str, Any]]
-    ) -> Path:
+    def service_account_kubeconfig(self, namespace: str, name: str, rules: Sequence[Mapping[str, Any]]) -> Path:
         """A ServiceAccount bound to a Role with ``rules``; returns a kubeconfig with its token."""
         meta = {"name": name, "namespace": namespace}
         ns = f"/api/v1/namespaces/{namespace}"
         rbac = f"/apis/rbac.authorization.k8s.io/v1/namespaces/{namespace}"
-        self.request(
-            "POST", f"{ns}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta}
-        )
+        self.request("POST", f"{ns}/serviceaccounts", {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": meta})
         self.request(
             "POST",
             f"{rbac}/roles",
@@ -337,9 +329,7 @@ class ControlPlane:
             "apiVersion": "v1",
             "kind": "Config",
             "current-context": self.name,
-            "clusters": [
-                {"name": self.name, "cluster": {"server": self.url, "certificate-authority-data": ca}}
-            ],
+            "clusters": [{"name": self.name, "cluster": {"server": self.url, "certificate-authority-data": ca}}],
             "users": [{"name": user, "user": {"token": token}}],
             "contexts": [{"name": self.name, "context": {"cluster": self.name, "user": user}}],
         }

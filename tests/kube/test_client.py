@@ -27,9 +27,7 @@ def _route(name: str) -> dict[str, Any]:
 
 def test_patches_status_dry_run_and_list(kube: KubeClient, namespace: str) -> None:
     kube.create(ROUTES, namespace, _route("r"))
-    dry = kube.json_patch(
-        ROUTES, namespace, "r", [{"op": "replace", "path": WEIGHT, "value": 9}], dry_run=True
-    )
+    dry = kube.json_patch(ROUTES, namespace, "r", [{"op": "replace", "path": WEIGHT, "value": 9}], dry_run=True)
     assert dry["spec"]["rules"][0]["backendRefs"][0]["weight"] == 9
     assert kube.get(ROUTES, namespace, "r")["spec"]["rules"][0]["backendRefs"][0]["weight"] == 3
     done = kube.json_patch(
@@ -74,9 +72,7 @@ def test_errors_are_typed_and_name_verb_and_resource(
     reader = control_plane.service_account_kubeconfig(namespace, "ro", [])
     limited = KubeClient.from_kubeconfig(str(reader))
     try:
-        with pytest.raises(
-            KubeForbidden, match=r'forbidden to list httproutes.*cannot list resource "httproutes"'
-        ):
+        with pytest.raises(KubeForbidden, match=r'forbidden to list httproutes.*cannot list resource "httproutes"'):
             limited.list(ROUTES, namespace)
     finally:
         limited.close()

@@ -338,8 +338,7 @@ def test_api_object_problems_have_paths_but_no_lines() -> None:
     result = load_object(obj, "cluster:default/recommendations")
 
     assert [str(p) for p in result.problems] == [
-        "cluster:default/recommendations:0:0: spec.steps[1].pasue: "
-        "unknown field `pasue`; did you mean `pause`?"
+        "cluster:default/recommendations:0:0: spec.steps[1].pasue: unknown field `pasue`; did you mean `pause`?"
     ]
 
 

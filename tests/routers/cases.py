@@ -173,9 +173,7 @@ class RouteCase:
         with_canary: bool = True,
     ) -> None:
         """Create a route; ``raw`` gives the stored (stable, canary) weights as written (None: absent)."""
-        stable, canary = (
-            raw if raw is not None else ((weights.stable, weights.canary) if weights else (100, 0))
-        )
+        stable, canary = raw if raw is not None else ((weights.stable, weights.canary) if weights else (100, 0))
         if self.client is None:
             self.memory[name] = MemoryRouter(STABLE, CANARY, weights=weights or Weights(0, 100), name=name)
             return
@@ -220,9 +218,7 @@ class RouteCase:
             return
         assert self.resource is not None
         path = "/" + "/".join(str(p) for p in (*self.list_path, 0, "port"))
-        self.client.json_patch(
-            self.resource, self.namespace, name, [{"op": "add", "path": path, "value": port}]
-        )
+        self.client.json_patch(self.resource, self.namespace, name, [{"op": "add", "path": path, "value": port}])
 
     def without_moving_weights(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The object minus metadata, status and the stable/canary weights of the targets list."""

@@ -42,9 +42,7 @@ def case(request: pytest.FixtureRequest) -> Iterator[RouteCase]:
         yield RouteCase("memory")
         return
     kind, _, where = case_id.partition("-")
-    plane: ControlPlane = request.getfixturevalue(
-        "upstream_control_plane" if where == "upstream" else "control_plane"
-    )
+    plane: ControlPlane = request.getfixturevalue("upstream_control_plane" if where == "upstream" else "control_plane")
     namespace = f"c{next(_names)}"
     plane.create_namespace(namespace)
     client = KubeClient.from_kubeconfig(str(plane.kubeconfig))
@@ -94,14 +92,8 @@ def test_every_other_field_is_preserved(case: RouteCase) -> None:
     after = case.live(name)
     assert case.without_moving_weights(after) == case.without_moving_weights(before)
     assert {
-        k: v
-        for k, v in after["metadata"].items()
-        if k not in ("resourceVersion", "generation", "managedFields")
-    } == {
-        k: v
-        for k, v in before["metadata"].items()
-        if k not in ("resourceVersion", "generation", "managedFields")
-    }
+        k: v for k, v in after["metadata"].items() if k not in ("resourceVersion", "generation", "managedFields")
+    } == {k: v for k, v in before["metadata"].items() if k not in ("resourceVersion", "generation", "managedFields")}
     stored = {case.name_of(e): e.get("weight") for e in case.targets(after)}
     assert stored == {STABLE: 75, CANARY: 25, OTHER: OTHER_WEIGHT}
 
@@ -217,9 +209,7 @@ def test_invalid_weights_are_rejected_before_any_write(case: RouteCase, canary: 
 
 
 @pytest.mark.parametrize("case", KUBE_CASES, indirect=True)
-def test_service_account_without_patch_rights_is_forbidden(
-    case: RouteCase, request: pytest.FixtureRequest
-) -> None:
+def test_service_account_without_patch_rights_is_forbidden(case: RouteCase, request: pytest.FixtureRequest) -> None:
     name = _route_name()
     case.create(name)
     before = case.live(name)

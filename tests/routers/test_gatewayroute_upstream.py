@@ -74,9 +74,7 @@ def test_upstream_gatewayroute_prunes_the_seed_shape(upstream_control_plane: Con
     client = KubeClient.from_kubeconfig(str(plane.kubeconfig))
     try:
         seed = gateway_route("seed", 95, 5, with_canary=True)
-        seed["spec"]["httpRoute"]["action"]["target"] = {
-            "virtualService": {"virtualServiceRef": {"name": STABLE}}
-        }
+        seed["spec"]["httpRoute"]["action"]["target"] = {"virtualService": {"virtualServiceRef": {"name": STABLE}}}
         stored = client.create(GATEWAY_ROUTES, "gr-seed-shape", seed)
         assert "weightedTargets" not in stored["spec"]["httpRoute"]["action"]
         assert "timeout" not in stored["spec"]["httpRoute"]  # not in the real schema either

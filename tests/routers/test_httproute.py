@@ -34,9 +34,7 @@ def test_relative_weights_read_as_percent(
     kube.create(HTTP_ROUTES, namespace, http_route(name, stable, canary, with_canary=True))
     router = _router(kube, namespace, name)
     assert router.get_weights() == Weights.of_canary(percent)
-    assert router.set_weights(Weights.of_canary(25), expected=Weights.of_canary(percent)) == (
-        Weights.of_canary(25)
-    )
+    assert router.set_weights(Weights.of_canary(25), expected=Weights.of_canary(percent)) == (Weights.of_canary(25))
     refs = kube.get(HTTP_ROUTES, namespace, name)["spec"]["rules"][1]["backendRefs"]
     assert [(r["name"], r["weight"]) for r in refs[:2]] == [(STABLE, 75), (CANARY, 25)]
 
@@ -84,9 +82,7 @@ def test_route_not_accepted_for_current_generation(
     name = f"acc-{next(_names)}"
     created = kube.create(HTTP_ROUTES, namespace, http_route(name, 100, 0, with_canary=True))
     generation = created["metadata"]["generation"]
-    kube.merge_patch(
-        HTTP_ROUTES, namespace, name, _status(generation, accepted, resolved), subresource="status"
-    )
+    kube.merge_patch(HTTP_ROUTES, namespace, name, _status(generation, accepted, resolved), subresource="status")
     router = _router(kube, namespace, name)
     if blocked is None:
         assert router.get_weights() == Weights.of_canary(0)

@@ -75,9 +75,7 @@ def _policy(router: dict[str, object]) -> Rollout:
         ({"httpRoute": {"name": "hr", "rule": 1}}, HTTPRouteRouter, "apps"),
     ],
 )
-def test_router_for_builds_the_router_the_policy_names(
-    router: dict[str, object], cls: type, namespace: str
-) -> None:
+def test_router_for_builds_the_router_the_policy_names(router: dict[str, object], cls: type, namespace: str) -> None:
     from kubernetes import client as k8s
 
     built = router_for(_policy(router), KubeClient(k8s.ApiClient()))

@@ -4,6 +4,7 @@ judge the policy names (``analysis.judge``) through ``judge``.
 
 from __future__ import annotations
 
+from rollout.core.judging.sequential import judge_sequential
 from rollout.core.judging.threshold import judge_threshold
 from rollout.core.states import JudgeMemory, MetricsSample, Verdict
 from rollout.policy.models import Analysis, JudgeKind
@@ -14,7 +15,5 @@ def judge(
 ) -> tuple[Verdict, JudgeMemory]:
     """Judge one interval with the judge the policy asks for."""
     if analysis.judge is JudgeKind.SEQUENTIAL:
-        from rollout.core.judging.sequential import judge_sequential  # noqa: PLC0415
-
         return judge_sequential(analysis, memory, sample, canary_share)
     return judge_threshold(analysis, memory, sample, canary_share)

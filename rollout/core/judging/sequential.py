@@ -228,9 +228,7 @@ def evaluate(analysis: Analysis, memory: JudgeMemory, slo: SLOSpec, slo_count: i
     has_relative = memory.get(f"{slo.name}.relK") > 0
     fails, passes = fail_mixture(options), pass_mixture(options)
     rel_fail = log_mean_exp((loglik[a] - loglik[options.tolerance] for a, _ in fails), (w for _, w in fails))
-    rel_pass = log_mean_exp(
-        (loglik[a] - loglik[options.regression] for a, _ in passes), (w for _, w in passes)
-    )
+    rel_pass = log_mean_exp((loglik[a] - loglik[options.regression] for a, _ in passes), (w for _, w in passes))
     abs_fail = memory.get(f"{slo.name}.abs")
     abs_pass = -memory.get(f"{slo.name}.absAll")
     rel_thr = math.log(1 / budget.relative) if budget.relative > 0 else math.inf
@@ -345,14 +343,8 @@ def judge_sequential(
         kind = VerdictKind.FAIL
     elif isinstance(usable, str):
         no_data_fails = analysis.no_data is NoDataPolicy.FAIL
-        kind = (
-            VerdictKind.FAIL
-            if no_data_fails and sample.outcome is not Outcome.COUNTER_RESET
-            else VerdictKind.HOLD
-        )
-        note += f"; noData={analysis.no_data.value}" + (
-            "" if no_data_fails else ", missing data never passes"
-        )
+        kind = VerdictKind.FAIL if no_data_fails and sample.outcome is not Outcome.COUNTER_RESET else VerdictKind.HOLD
+        note += f"; noData={analysis.no_data.value}" + ("" if no_data_fails else ", missing data never passes")
     elif all(e.passed for e in evidence):
         kind = VerdictKind.PASS
     else:
@@ -372,9 +364,7 @@ def judge_sequential(
 
 def _check(e: Evidence) -> Check:
     verdict = VerdictKind.FAIL if e.failed else VerdictKind.PASS if e.passed else VerdictKind.HOLD
-    evidence, threshold = (
-        (e.pass_evidence, e.pass_threshold) if e.passed else (e.fail_evidence, e.fail_threshold)
-    )
+    evidence, threshold = (e.pass_evidence, e.pass_threshold) if e.passed else (e.fail_evidence, e.fail_threshold)
     return Check(
         name=e.slo.name,
         verdict=verdict,
@@ -386,9 +376,7 @@ def _check(e: Evidence) -> Check:
     )
 
 
-def _summary(
-    kind: VerdictKind, evidence: list[Evidence], memory: JudgeMemory, note: str, canary_share: float
-) -> str:
+def _summary(kind: VerdictKind, evidence: list[Evidence], memory: JudgeMemory, note: str, canary_share: float) -> str:
     head = {
         VerdictKind.FAIL: "fail: the canary is worse",
         VerdictKind.PASS: "pass: the canary is within bounds",
