@@ -92,6 +92,25 @@ class LeaderSettings(Section):
         return self
 
 
+class SlackSettings(Section):
+    """Slack Web API access and the interactivity signing secret; no token: no Slack."""
+
+    bot_token: SecretStr | None = Field(default=None, description="xoxb- bot token (scope chat:write)")
+    signing_secret: SecretStr | None = Field(
+        default=None, description="verifies approval clicks posted to /slack/interactions"
+    )
+    base_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://[^\s]+/$")
+    default_channel: str | None = Field(
+        default=None,
+        pattern=r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{2,})$",
+        description="channel for notifications of policies that name none",
+    )
+    timeout_seconds: float = Field(default=10.0, gt=0, le=60)
+    links: dict[str, str] = Field(
+        default_factory=dict, description="label -> URL template ({namespace}, {name}, {rollout}) under messages"
+    )
+
+
 class Settings(BaseSettings):
     """Every setting of the daemon, one section per concern.
 
@@ -132,6 +151,7 @@ class Settings(BaseSettings):
     kube: KubeSettings = Field(default_factory=KubeSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
+    slack: SlackSettings = Field(default_factory=SlackSettings)
 
     @field_validator("watch_namespaces", mode="before")
     @classmethod

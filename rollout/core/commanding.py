@@ -31,6 +31,11 @@ class Scratch(Protocol):
     def say(self, reason: str) -> None: ...
 
 
+def approval_key(state: RolloutState) -> str:
+    """The identity of the approval request of the current step of the current run."""
+    return f"approval-{state.revision}-{state.step}"
+
+
 def apply_commands(policy: Rollout, t: Scratch, commands: Iterable[Command]) -> None:
     """Apply every command not handled yet, oldest first."""
     for cmd in sorted(commands, key=lambda c: (c.at, c.id)):
@@ -46,6 +51,8 @@ def _apply(
 ) -> tuple[RolloutState, str]:
     who = f"{cmd.kind.value} by {cmd.by}" + (f" ({cmd.reason})" if cmd.reason else "")
     phase = s.phase
+    if cmd.ref and (cmd.ref != approval_key(s) or phase is not Phase.AWAITING_APPROVAL):
+        return s, f"ignored {who}: it answers approval request {cmd.ref}, which is no longer pending"
     if cmd.kind is CommandKind.ABORT:
         if phase.active or phase is Phase.PENDING:
             return replace(

@@ -24,7 +24,7 @@ from rollout.core.actions import (
     SetWeights,
     WeightPurpose,
 )
-from rollout.core.commanding import PAUSE_STEP, apply_commands
+from rollout.core.commanding import PAUSE_STEP, apply_commands, approval_key
 from rollout.core.judging import judge
 from rollout.core.states import (
     CANARY_ONLY,
@@ -379,7 +379,7 @@ def _approval_granted(t: _Tick) -> bool:
         )
         t.actions.append(
             RequestApproval(
-                key=f"approval-{t.state.step}",
+                key=approval_key(t.state),
                 step=t.state.step,
                 message=text,
                 approvers=tuple(approvals.slack.approvers) if approvals.slack else (),

@@ -125,6 +125,7 @@ class Command:
     at: datetime
     id: str
     reason: str = ""
+    ref: str = ""  # the approval request this answers (Slack buttons); an answer to another request is ignored
 
 
 @dataclass(frozen=True)

@@ -97,6 +97,7 @@ def parse_commands(text: object) -> tuple[Command, ...]:
                     at=datetime.fromisoformat(item["at"]),
                     id=str(item["id"]),
                     reason=str(item.get("reason", "")),
+                    ref=str(item.get("ref", "")),
                 )
             )
         except (KeyError, TypeError, ValueError):
@@ -111,6 +112,7 @@ def command_json(command: Command) -> dict[str, str]:
         "by": command.by,
         "at": command.at.isoformat(),
         "reason": command.reason,
+        **({"ref": command.ref} if command.ref else {}),
     }
 
 

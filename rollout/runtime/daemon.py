@@ -18,6 +18,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from rollout.core.states import Command
 from rollout.errors import KubeError
 from rollout.kube.client import KubeClient
 from rollout.kube.events import EventRecorder
@@ -26,15 +27,17 @@ from rollout.kube.rollouts import COMMANDS_ANNOTATION, RolloutObjects
 from rollout.metrics.prometheus import PrometheusProvider
 from rollout.notifiers.base import Notifier
 from rollout.notifiers.null import NullNotifier
+from rollout.notifiers.slack import SlackNotifier
 from rollout.policy.models import Rollout
 from rollout.routers.base import Router
 from rollout.routers.building import router_for
 from rollout.runtime.batching import MetricsBatcher
+from rollout.runtime.interacting import SlackInteractions
 from rollout.runtime.leadership import LeaseElector
 from rollout.runtime.reconciling import Capacity, Reconciler
-from rollout.runtime.retrying import METRICS_READS
+from rollout.runtime.retrying import KUBE_WRITES, METRICS_READS
 from rollout.runtime.scheduling import RolloutScheduler
-from rollout.runtime.serving import DaemonServer
+from rollout.runtime.serving import DaemonServer, Interactions
 from rollout.runtime.syncing import PolicyDirectory
 from rollout.runtime.telemetry import Telemetry
 from rollout.runtime.watching import RolloutWatcher
@@ -60,7 +63,7 @@ def kube_client(settings: Settings) -> KubeClient:
 
 
 class Daemon:
-    def __init__(self, settings: Settings, *, notifier: Notifier | None = None) -> None:
+    def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.client = kube_client(settings)
         self.identity = settings.leader.identity or f"{socket.gethostname()}-{os.getpid()}"
@@ -85,7 +88,7 @@ class Daemon:
             objects=self.objects,
             router_for=self._router_for(guard),
             batcher=MetricsBatcher(self.provider),
-            notifier=notifier or NullNotifier(),
+            notifier=self._notifier(),
             events=self.events,
             guard=guard,
             capacity=Capacity(settings.max_concurrent_rollouts),
@@ -122,8 +125,43 @@ class Daemon:
             registry=self.telemetry.registry,
             healthy=self._healthy,
             ready=self._ready,
+            interactions=self._interactions(),
         )
         self._stop = threading.Event()
+
+    def _notifier(self) -> Notifier:
+        slack = self.settings.slack
+        if slack.bot_token is None:
+            return NullNotifier()
+        return SlackNotifier.connect(
+            slack.bot_token.get_secret_value(),
+            base_url=slack.base_url,
+            timeout=slack.timeout_seconds,
+            default_channel=slack.default_channel,
+            channel_for=self._channel_for,
+            links=slack.links,
+        )
+
+    def _channel_for(self, key: str) -> str | None:
+        policy = self.reconciler.policies.get(key)
+        target = policy.spec.notifications.slack if policy is not None else None
+        return target.channel if target is not None else None
+
+    def _approvers_for(self, key: str) -> list[str] | None:
+        policy = self.reconciler.policies.get(key)
+        slack = policy.spec.approvals.slack if policy is not None else None
+        return list(slack.approvers) if slack is not None else None
+
+    def _interactions(self) -> Interactions | None:
+        secret = self.settings.slack.signing_secret
+        if secret is None:
+            return None
+
+        def submit(namespace: str, name: str, command: Command) -> None:
+            KUBE_WRITES.call(lambda: self.objects.add_command(namespace, name, command))
+            self.scheduler.wake(f"{namespace}/{name}")
+
+        return SlackInteractions(secret.get_secret_value(), submit, self._approvers_for, _now).handle
 
     def _router_for(self, guard: Any) -> Any:
         def build(policy: Rollout) -> Router:

@@ -109,6 +109,7 @@ class SlackInteractions:
             at=self._clock(),
             id=f"slack-{unique}",
             reason=f"{verb} in Slack at step {ref.step} ({ref.key})",
+            ref=ref.key,
         )
         try:
             self._submit(ref.namespace, ref.name, command)

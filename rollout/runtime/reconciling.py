@@ -39,7 +39,7 @@ from rollout.policy.loading import load_object
 from rollout.policy.models import Rollout
 from rollout.routers.base import Router
 from rollout.runtime.batching import MetricsBatcher
-from rollout.runtime.retrying import ROUTE_WRITES
+from rollout.runtime.retrying import ROUTE_WRITES, SLACK_CALLS
 from rollout.runtime.telemetry import Telemetry
 
 log = logging.getLogger("rollout.reconcile")
@@ -92,6 +92,7 @@ class Reconciler:
         self.notifier, self.events, self.guard, self.capacity = notifier, events, guard, capacity
         self.telemetry, self.clock, self.default_interval = telemetry, clock, default_interval
         self._reported_invalid: dict[str, int] = {}
+        self.policies: dict[str, Rollout] = {}  # the last valid policy of each rollout, for Slack routing
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         key = f"{namespace}/{name}"
@@ -120,6 +121,7 @@ class Reconciler:
             return Outcome(obj.key, None, self.default_interval, error="invalid policy")
         self._reported_invalid.pop(obj.key, None)
         policy = loaded.rollouts[0].rollout
+        self.policies[obj.key] = policy
         interval = policy.spec.analysis.interval.total_seconds()
         state = obj.state()
         now = self.clock()
@@ -221,7 +223,7 @@ class Reconciler:
 
     def _deliver(self, key: str, send: Callable[[], None]) -> None:
         try:
-            send()
+            SLACK_CALLS.call(send)
         except NotifierError as e:
             log.warning(
                 "notification failed",

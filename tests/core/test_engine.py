@@ -300,3 +300,23 @@ def test_state_round_trips_through_its_status_form() -> None:
     d.tick(failing())
     d.tick(healthy(), [command(CommandKind.PAUSE, d.now)])
     assert RolloutState.from_dict(d.state.to_dict()) == d.state
+
+
+def test_a_slack_answer_to_an_old_approval_request_is_ignored() -> None:
+    steps = [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
+    d = Driver(policy(steps=steps))
+    d.tick()
+    first = d.tick(healthy())
+    [request] = [a for a in first.actions if isinstance(a, RequestApproval)]
+    approve = command(CommandKind.APPROVE, d.now)
+    answer = type(approve)(kind=approve.kind, by="slack:U1", at=d.now, id="slack-1", ref=request.key)
+    d.tick(healthy(), [answer])
+    assert d.state.step == 2
+    for _ in range(4):
+        d.tick(healthy())
+    assert d.state.phase is Phase.AWAITING_APPROVAL and d.state.step == 3
+    stale = type(approve)(kind=approve.kind, by="slack:U1", at=d.now, id="slack-2", ref=request.key)
+    reject = type(approve)(kind=CommandKind.ABORT, by="slack:U1", at=d.now, id="slack-3", ref=request.key)
+    decision = d.tick(healthy(), [stale, reject])
+    assert decision.state.phase is Phase.AWAITING_APPROVAL and decision.state.step == 3
+    assert "no longer pending" in decision.reason

@@ -70,6 +70,7 @@ def test_approve_click_submits_an_approve_command_for_the_rollout(
                 NOW,
                 "slack-111.222.abc",
                 "approved in Slack at step 2 (approval-2)",
+                ref="approval-2",  # the engine ignores it unless that request is still the pending one
             ),
         )
     ]
