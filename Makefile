@@ -39,7 +39,11 @@ bench: sync kube-bins prometheus ## benchmarks: judge comparison, Prometheus que
 	$(RUN) python -m tests.bench
 
 .PHONY: demo
-demo: sync ## the main job on the embedded local stack
+demo: sync kube-bins prometheus ## the main job, live: a canary promoted, then a faulty release rolled back, on a local stack
+	$(RUN) python -m tests.harness.demo
+
+.PHONY: simulate
+simulate: sync ## the seed canary on the engine's fake clock: healthy, then an error spike at step 3
 	$(RUN) rollout simulate policies/recommendations-canary.yaml --scenario healthy
 	$(RUN) rollout simulate policies/recommendations-canary.yaml --scenario error-spike --at-step 3
 

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout.core.planning import Plan, plan
+from rollout.core.sizing import StepSizing
 from rollout.policy.loading import LoadedRollout, load_paths
 from rollout.policy.models import Rollout
 from rollout.runtime.charting import render_svg
@@ -38,6 +39,12 @@ def register(sub: Any) -> None:
     )
     p.add_argument("policy", metavar="POLICY")
     p.add_argument("--name", help="which Rollout, when the file holds several")
+    p.add_argument(
+        "--rps",
+        type=float,
+        metavar="N",
+        help="expected total requests per second: size each step for detecting a 2x regression",
+    )
     p.add_argument("--json", action="store_true", help="print the plan as JSON")
     p.set_defaults(handler=cmd_plan)
 
@@ -108,7 +115,10 @@ def cmd_plan(args: argparse.Namespace) -> int:
     policy = _one(args.policy, args.name)
     if policy is None:
         return 1
-    schedule = plan(policy)
+    if args.rps is not None and args.rps < 0:
+        print("--rps cannot be negative", file=sys.stderr)
+        return 2
+    schedule = plan(policy, args.rps)
     if args.json:
         print(json.dumps(_plan_dict(schedule), indent=2))
         return 0
@@ -119,6 +129,16 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(
             f"{row.number:>4}  {row.kind:<9} {row.canary:>5}%  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}"
         )
+        if row.sizing is not None:
+            s = row.sizing
+            if s.seconds_needed is not None and s.canary_requests_needed is not None:
+                print(
+                    f"{'':>27}{s.canary_rps:g} canary req/s; a {s.regression:g}x {s.slo} regression is detected after "
+                    f"~{s.canary_requests_needed:,.0f} canary requests, ~{_fmt(s.seconds_needed)} ({s.test} test)"
+                    + ("" if s.judgeable else "  <- longer than the step, see warning")
+                )
+            else:
+                print(f"{'':>27}this step can never judge (see warning)")
     people = " + time people take" if schedule.needs_people else ""
     print(f"minimum time to promote: {_fmt(schedule.min_time_to_promote.total_seconds())}{people}")
     for warning in schedule.warnings:
@@ -141,9 +161,25 @@ def _plan_dict(schedule: Plan) -> dict[str, Any]:
                 "canaryWeight": r.canary,
                 "minSeconds": r.min_duration.total_seconds(),
                 "gate": r.gate,
+                **({"sizing": _sizing_dict(r.sizing)} if r.sizing is not None else {}),
             }
             for r in schedule.steps
         ],
+    }
+
+
+def _sizing_dict(s: StepSizing) -> dict[str, Any]:
+    return {
+        "rps": s.rps,
+        "canaryRps": s.canary_rps,
+        "slo": s.slo,
+        "baseline": s.baseline,
+        "regression": s.regression,
+        "test": s.test,
+        "canaryRequestsNeeded": s.canary_requests_needed,
+        "secondsNeeded": s.seconds_needed,
+        "judgeable": s.judgeable,
+        "warning": s.warning,
     }
 
 

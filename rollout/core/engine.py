@@ -95,8 +95,15 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
     apply_commands(t.policy, t, obs.commands)
     if t.state.revision != policy.revision and not t.state.phase.active:
         _new_run(t, superseded=False)
-    elif t.state.revision != policy.revision:
-        _new_run(t, superseded=True)
+    elif t.state.revision != policy.revision and t.state.phase is not Phase.ROLLING_BACK:
+        if _same_backends(t.state, policy):
+            _new_run(t, superseded=True)
+        else:  # the old pair's traffic must go home first; the new run starts once stable has 100%
+            _rollback(
+                t,
+                f"superseded by revision {policy.revision}, which names other backends: "
+                f"restoring {t.state.stable_backend} to 100% before starting it",
+            )
 
     if t.state.phase is Phase.PENDING:
         _start(t)
@@ -113,6 +120,11 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
 
 
 # --- runs -------------------------------------------------------------------------------------
+
+
+def _same_backends(state: RolloutState, policy: Rollout) -> bool:
+    mine = (state.stable_backend, state.canary_backend)
+    return mine == ("", "") or mine == (policy.spec.stable, policy.spec.canary)
 
 
 def _new_run(t: _Tick, *, superseded: bool) -> None:
@@ -136,17 +148,6 @@ def _new_run(t: _Tick, *, superseded: bool) -> None:
     t.say(f"new revision {t.policy.revision}")
 
 
-def restart_run(state: RolloutState) -> RolloutState:
-    """A fresh run of the same revision (``rollout retry``), keeping the command log."""
-    return RolloutState(
-        phase=Phase.PENDING,
-        revision=state.revision,
-        weights=state.weights,
-        prior_weights=state.weights,
-        handled_commands=state.handled_commands,
-    )
-
-
 def _start(t: _Tick) -> None:
     if not t.obs.may_start:
         t.set(message="waiting: the cap on concurrent rollouts is reached")
@@ -158,6 +159,8 @@ def _start(t: _Tick) -> None:
         return
     t.set(
         phase=Phase.PROGRESSING,
+        stable_backend=t.spec.stable,
+        canary_backend=t.spec.canary,
         step=0,
         run_started_at=t.now,
         step_started_at=t.now,
@@ -446,7 +449,8 @@ def _finish_rollback(t: _Tick) -> None:
         return
     aborted = bool(t.state.aborted_by)
     phase = Phase.ABORTED if aborted else Phase.ROLLED_BACK
-    t.set(phase=phase, message=f"{phase.value}: stable {t.spec.stable} at 100%: {t.state.end_reason}")
+    stable = t.state.stable_backend or t.spec.stable
+    t.set(phase=phase, message=f"{phase.value}: stable {stable} at 100%: {t.state.end_reason}")
     t.notify(
         "ended",
         "rollout.aborted" if aborted else "rollout.rolled-back",
@@ -476,4 +480,4 @@ def _fmt(delta: timedelta) -> str:
     return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
 
 
-__all__ = ["PAUSE_STEP", "Decision", "JudgeMemory", "decide", "restart_run"]
+__all__ = ["PAUSE_STEP", "Decision", "JudgeMemory", "decide"]

@@ -10,6 +10,7 @@ import math
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rollout.core.sizing import StepSizing, size_step
 from rollout.policy.models import Rollout
 
 
@@ -21,6 +22,7 @@ class PlannedStep:
     min_duration: timedelta  # shortest time the step can take
     gate: str  # what ends the step
     unbounded: bool  # a person must act (pause without duration, approval)
+    sizing: StepSizing | None = None  # with an expected request rate: what judging this step takes
 
 
 @dataclass(frozen=True)
@@ -34,8 +36,13 @@ class Plan:
     warnings: tuple[str, ...]
 
 
-def plan(policy: Rollout) -> Plan:
-    """The schedule the engine will follow if every judgement passes as early as it can."""
+def plan(policy: Rollout, rps: float | None = None) -> Plan:
+    """The schedule the engine will follow if every judgement passes as early as it can.
+
+    With ``rps`` (expected total requests per second), every setWeight step is sized: how many
+    canary requests and how long it takes to detect a 2x (``sequential.regression``) regression,
+    with a warning for steps too short to ever judge.
+    """
     spec, analysis = policy.spec, policy.spec.analysis
     interval = analysis.interval
     # A setWeight step needs a judgement taken after the weight moved, at a tick boundary, and at
@@ -79,6 +86,8 @@ def plan(policy: Rollout) -> Plan:
                     unbounded=True,
                 )
             )
+    if rps is not None:
+        rows = [_sized(policy, row, rps, warnings) for row in rows]
     if canary < 100:
         warnings.append(f"the last setWeight is {canary}%: promotion then moves the rest of the traffic in one jump")
     if analysis.effective_window < interval:
@@ -95,6 +104,15 @@ def plan(policy: Rollout) -> Plan:
         needs_people=any(r.unbounded for r in rows),
         warnings=tuple(warnings),
     )
+
+
+def _sized(policy: Rollout, row: PlannedStep, rps: float, warnings: list[str]) -> PlannedStep:
+    if row.kind != "setWeight" or row.canary == 0:
+        return row
+    sizing = size_step(policy.spec.analysis, row.canary, rps)
+    if sizing.warning:
+        warnings.append(f"step {row.number}: {sizing.warning}")
+    return PlannedStep(row.number, row.kind, row.canary, row.min_duration, row.gate, row.unbounded, sizing)
 
 
 def _ceil_to(value: timedelta, grid: timedelta) -> timedelta:

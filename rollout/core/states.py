@@ -232,6 +232,8 @@ class RolloutState:
 
     phase: Phase = Phase.PENDING
     revision: str = ""
+    stable_backend: str = ""  # the two backends this run moves traffic between (set when it starts)
+    canary_backend: str = ""
     step: int = 0  # index into policy.spec.steps
     weights: Weights = STABLE_ONLY  # what rollout last decided the route must carry
     prior_weights: Weights = STABLE_ONLY  # what the route carried before that decision
@@ -256,6 +258,8 @@ class RolloutState:
         return {
             "phase": self.phase.value,
             "revision": self.revision,
+            "stableBackend": self.stable_backend,
+            "canaryBackend": self.canary_backend,
             "step": self.step,
             "canaryWeight": self.weights.canary,
             "stableWeight": self.weights.stable,
@@ -285,6 +289,8 @@ class RolloutState:
         return cls(
             phase=Phase(data.get("phase", Phase.PENDING.value)),
             revision=str(data.get("revision", "")),
+            stable_backend=str(data.get("stableBackend", "")),
+            canary_backend=str(data.get("canaryBackend", "")),
             step=int(data.get("step", 0)),
             weights=Weights.of_canary(canary),
             prior_weights=Weights.of_canary(prior),

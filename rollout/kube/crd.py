@@ -265,6 +265,8 @@ def _state() -> dict[str, Any]:
         {
             "phase": _s(enum=[p.value for p in Phase]),
             "revision": _s("hash of the spec this run is for"),
+            "stableBackend": _s("the stable backend this run moves traffic between"),
+            "canaryBackend": _s("the canary backend this run moves traffic between"),
             "step": _i("index into spec.steps"),
             "canaryWeight": _i(minimum=0, maximum=100),
             "stableWeight": _i(minimum=0, maximum=100),

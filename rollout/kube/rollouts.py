@@ -18,6 +18,8 @@ Operator commands live in the annotation ``delivery.rollout.dev/commands`` as a 
 from __future__ import annotations
 
 import json
+import math
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -129,8 +131,26 @@ def status_document(
         "message": state.message,
         "revision": state.revision,
         "conditions": [dict(c) for c in conditions],
-        "state": state.to_dict(),
+        "state": json_safe(state.to_dict()),
     }
+
+
+def json_safe(value: Any, *, clamp: bool = False) -> Any:
+    """``value`` with every non-finite float replaced, since JSON (and so the API server) has none.
+
+    A verdict's infinite ratio (canary errors, none on stable) becomes null, which the CRD documents
+    as "unmeasured" (the check's ``detail`` still says ``inf``); a judge accumulator is clamped to the
+    largest float instead, so the evidence it carries survives a restart with the same meaning.
+    """
+    if isinstance(value, float) and not math.isfinite(value):
+        if not clamp:
+            return None
+        return 0.0 if math.isnan(value) else math.copysign(sys.float_info.max, value)
+    if isinstance(value, Mapping):
+        return {k: json_safe(v, clamp=clamp or k == "accumulators") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v, clamp=clamp) for v in value]
+    return value
 
 
 class RolloutObjects:

@@ -125,7 +125,7 @@ class Reconciler:
         interval = policy.spec.analysis.interval.total_seconds()
         state = obj.state()
         now = self.clock()
-        router = self.router_for(policy)
+        router = self.router_for(with_backends(policy, state))
         live, weights_error = self._live_weights(router)
         sample = self._sample(policy, state, now)
         obs = Observations(
@@ -283,6 +283,16 @@ class Reconciler:
                 if check.evidence is not None:
                     fields[f"{check.name}.evidence"] = check.evidence
         log.info(decision.reason or s.message, extra=fields)
+
+
+def with_backends(policy: Rollout, state: RolloutState) -> Rollout:
+    """The policy as the running run sees it: a run that a new revision superseded with other
+    backends still moves (rolls back) the traffic of its own two backends."""
+    pair = (state.stable_backend, state.canary_backend)
+    if not state.phase.active or not all(pair) or pair == (policy.spec.stable, policy.spec.canary):
+        return policy
+    spec = policy.spec.model_copy(update={"stable": pair[0], "canary": pair[1]})
+    return policy.model_copy(update={"spec": spec})
 
 
 def analysis_request(policy: Rollout) -> AnalysisRequest:

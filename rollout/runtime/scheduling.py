@@ -160,6 +160,8 @@ class RolloutScheduler:
         if outcome.error == "deleted":
             self.remove(outcome.key)
             return
+        if outcome.error:  # a failed reconcile reports the default interval, not the rollout's
+            return
         with self._lock:
             known = self._intervals.get(outcome.key)
         if known is not None and known != outcome.interval:

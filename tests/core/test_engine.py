@@ -320,3 +320,23 @@ def test_a_slack_answer_to_an_old_approval_request_is_ignored() -> None:
     decision = d.tick(healthy(), [stale, reject])
     assert decision.state.phase is Phase.AWAITING_APPROVAL and decision.state.step == 3
     assert "no longer pending" in decision.reason
+
+
+def test_a_new_revision_with_other_backends_first_sends_the_old_traffic_home() -> None:
+    d = Driver(policy())
+    d.tick()
+    d.tick(healthy())
+    assert (d.state.stable_backend, d.state.canary_backend) == ("v1", "v2")
+    nxt = policy()
+    spec = nxt.spec.model_copy(update={"stable": "v2", "canary": "v3"})
+    d.policy = nxt.model_copy(update={"spec": spec})
+    rolling = d.tick(healthy())
+    assert rolling.state.phase is Phase.ROLLING_BACK and "superseded" in rolling.state.end_reason
+    assert [a.target for a in weight_actions(rolling.actions)] == [STABLE_ONLY]
+    assert rolling.state.revision != d.policy.revision  # still the old run, on the old backends
+    d.tick(healthy())
+    assert d.state.phase is Phase.ROLLED_BACK
+    fresh = d.tick(healthy())
+    assert fresh.state.revision == d.policy.revision
+    assert (fresh.state.stable_backend, fresh.state.canary_backend) == ("v2", "v3")
+    assert [a.target.canary for a in weight_actions(fresh.actions)] == [10]
