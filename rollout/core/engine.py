@@ -124,7 +124,7 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
 
 def _same_backends(state: RolloutState, policy: Rollout) -> bool:
     mine = (state.stable_backend, state.canary_backend)
-    return mine == ("", "") or mine == (policy.spec.stable, policy.spec.canary)
+    return mine in (("", ""), (policy.spec.stable, policy.spec.canary))
 
 
 def _new_run(t: _Tick, *, superseded: bool) -> None:

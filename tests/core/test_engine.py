@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
@@ -303,7 +304,13 @@ def test_state_round_trips_through_its_status_form() -> None:
 
 
 def test_a_slack_answer_to_an_old_approval_request_is_ignored() -> None:
-    steps = [{"setWeight": 10}, {"approval": {}}, {"setWeight": 50}, {"approval": {}}, {"setWeight": 100}]
+    steps: list[dict[str, Any]] = [
+        {"setWeight": 10},
+        {"approval": {}},
+        {"setWeight": 50},
+        {"approval": {}},
+        {"setWeight": 100},
+    ]
     d = Driver(policy(steps=steps))
     d.tick()
     first = d.tick(healthy())

@@ -157,11 +157,8 @@ def run(factor: float, keep: bool) -> int:
         )
         took = f" {time.monotonic() - spiked['at']:.1f}s after the fault" if "at" in spiked else ""
         print(f"   => {done.status.get('phase')}{took}: {done.state().end_reason}")
-        print(
-            f"   route now: {stack.mesh.weights(namespace, 'recommendation-canary-gateway-route')}"  # type: ignore[union-attr]
-            if stack.mesh
-            else ""
-        )
+        if stack.mesh is not None:
+            print(f"   route now: {stack.mesh.weights(namespace, 'recommendation-canary-gateway-route')}")
         if keep:
             print("\n--keep: the stack stays up until Ctrl-C")
             try:
