@@ -70,26 +70,28 @@ class GatewayRouteType(StrEnum):
 class GatewayRouteRef(Model):
     """An App Mesh GatewayRoute whose ``<routeType>.action.weightedTargets`` name VirtualServices."""
 
-    name: ObjectName
-    namespace: NamespaceName | None = None
-    route_type: GatewayRouteType = GatewayRouteType.HTTP
+    name: ObjectName = Field(description="name of the GatewayRoute")
+    namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")
+    route_type: GatewayRouteType = Field(
+        default=GatewayRouteType.HTTP, description="which route block holds the targets"
+    )
 
 
 class VirtualRouterRef(Model):
     """An App Mesh VirtualRouter; weights live on ``spec.routes[route].<protocol>.action.weightedTargets``."""
 
-    name: ObjectName
-    namespace: NamespaceName | None = None
+    name: ObjectName = Field(description="name of the VirtualRouter")
+    namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")
     route: str | None = Field(default=None, min_length=1, description="route name; needed when the router has several")
 
 
 class HTTPRouteRef(Model):
     """A Gateway API HTTPRoute; weights are ``backendRefs[].weight`` in the chosen rule(s)."""
 
-    name: ObjectName
-    namespace: NamespaceName | None = None
+    name: ObjectName = Field(description="name of the HTTPRoute")
+    namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")
     rule: int | None = Field(default=None, ge=0, description="rule index; default: every rule naming both backends")
-    rule_name: str | None = Field(default=None, min_length=1)
+    rule_name: str | None = Field(default=None, min_length=1, description="the rule's name (instead of its index)")
 
     @model_validator(mode="after")
     def _one_rule_selector(self) -> HTTPRouteRef:
@@ -143,19 +145,19 @@ class RouterSpec(Model):
 class PauseStep(Model):
     """Hold the current weight for ``duration``, or until someone resumes when no duration is set."""
 
-    duration: Duration | None = None
+    duration: Duration | None = Field(default=None, description="how long; none: until `rollout resume`")
 
 
 class ApprovalStep(Model):
     """Wait for a person to approve (Slack button or ``rollout approve``)."""
 
-    message: str | None = None
+    message: str | None = Field(default=None, description="the question put to the approvers")
 
 
 class Step(Model):
     """One step: exactly one of ``setWeight``, ``pause``, ``approval``."""
 
-    set_weight: Weight | None = None
+    set_weight: Weight | None = Field(default=None, description="canary weight in percent (0-100), never decreasing")
     pause: PauseStep | None = None
     approval: ApprovalStep | None = None
 
@@ -208,14 +210,14 @@ class JudgeKind(StrEnum):
 class ErrorRateSLO(Model):
     """Share of failed (5xx) requests among the canary's requests."""
 
-    max: Ratio
+    max: Ratio = Field(description="largest tolerated share of 5xx, e.g. 1% or 0.01")
 
 
 class LatencySLO(Model):
     """The ``percentile``-th latency must stay at or below ``max``; judged as the share of slower requests."""
 
-    percentile: float = Field(default=99.0, gt=0, lt=100)
-    max: Duration
+    percentile: float = Field(default=99.0, gt=0, lt=100, description="which percentile, e.g. 99")
+    max: Duration = Field(description="its largest tolerated value, e.g. 300ms")
 
     @field_validator("max")
     @classmethod
@@ -231,8 +233,8 @@ class LatencySLO(Model):
 
 
 class SLOs(Model):
-    error_rate: ErrorRateSLO | None = None
-    latency: LatencySLO | None = None
+    error_rate: ErrorRateSLO | None = Field(default=None, description="the error-rate SLO")
+    latency: LatencySLO | None = Field(default=None, description="the latency SLO")
 
 
 _TEMPLATE_VARS = {"namespace", "backend", "window", "interval", "selector", "backend_label"}
@@ -245,10 +247,10 @@ class CustomMetric(Model):
     ``{selector}``, ``{window}``, ``{interval}``. Literal braces are written ``{{`` and ``}}``.
     """
 
-    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$")
-    query: str = Field(min_length=1)
-    min: float | None = None
-    max: float | None = None
+    name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$", description="unique name")
+    query: str = Field(min_length=1, description="PromQL template returning one number for the canary")
+    min: float | None = Field(default=None, description="fail below this")
+    max: float | None = Field(default=None, description="fail above this")
 
     @model_validator(mode="after")
     def _bounds(self) -> CustomMetric:
@@ -281,8 +283,8 @@ class MetricLabels(Model):
 class PrometheusOverride(Model):
     """Per-policy overrides of the daemon's Prometheus settings."""
 
-    address: str | None = Field(default=None, pattern=r"^https?://")
-    headers: dict[str, str] = Field(default_factory=dict)
+    address: str | None = Field(default=None, pattern=r"^https?://", description="another Prometheus for this policy")
+    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers (e.g. a tenant)")
 
 
 class UnavailableAction(StrEnum):
@@ -293,8 +295,8 @@ class UnavailableAction(StrEnum):
 class Unavailable(Model):
     """What prolonged metrics unavailability means: keep holding, or roll back after ``after``."""
 
-    action: UnavailableAction = UnavailableAction.HOLD
-    after: Duration = timedelta(minutes=10)
+    action: UnavailableAction = Field(default=UnavailableAction.HOLD, description="hold, or roll back")
+    after: Duration = Field(default=timedelta(minutes=10), description="how long unavailable before `rollback`")
 
 
 class SequentialOptions(Model):
@@ -340,17 +342,21 @@ class SequentialOptions(Model):
 class Analysis(Model):
     """How each step is judged."""
 
-    interval: Duration = timedelta(seconds=30)
+    interval: Duration = Field(default=timedelta(seconds=30), description="how often the canary is judged")
     window: Duration | None = Field(default=None, description="query range; default: interval")
     step_duration: Duration | None = Field(
         default=None, description="minimum time at each setWeight step; default: interval"
     )
-    judge: JudgeKind = JudgeKind.SEQUENTIAL
-    slos: SLOs = Field(default_factory=SLOs)
-    metrics: list[CustomMetric] = Field(default_factory=list)
-    min_requests: int = Field(default=100, ge=0)
-    no_data: NoDataPolicy = NoDataPolicy.HOLD
-    failure_limit: int = Field(default=2, ge=1)
+    judge: JudgeKind = Field(
+        default=JudgeKind.SEQUENTIAL, description="sequential (canary vs stable, always valid) or fixed threshold"
+    )
+    slos: SLOs = Field(default_factory=SLOs, description="the service level objectives judged at every step")
+    metrics: list[CustomMetric] = Field(default_factory=list, description="custom PromQL checks")
+    min_requests: int = Field(default=100, ge=0, description="canary requests needed before anything passes")
+    no_data: NoDataPolicy = Field(
+        default=NoDataPolicy.HOLD, description="missing/thin data: hold, fail, or pass (never promotes)"
+    )
+    failure_limit: int = Field(default=2, ge=1, description="failed threshold checks before rolling back")
     unavailable: Unavailable = Field(default_factory=Unavailable)
     metric_labels: MetricLabels = Field(default_factory=MetricLabels)
     prometheus: PrometheusOverride = Field(default_factory=PrometheusOverride)
@@ -386,15 +392,21 @@ _CHANNEL = r"^(#[a-z0-9][a-z0-9._-]{0,79}|[CGD][A-Z0-9]{2,})$"
 
 
 class SlackTarget(Model):
+    """A Slack channel."""
+
     channel: str = Field(pattern=_CHANNEL, description="#name or a channel ID such as C012AB3CD")
 
 
 class Notifications(Model):
-    slack: SlackTarget | None = None
+    """Where progress is announced."""
+
+    slack: SlackTarget | None = Field(default=None, description="a Slack channel for every step and verdict")
 
 
 class SlackApprovers(Model):
-    channel: str = Field(pattern=_CHANNEL)
+    """Approval requests as Slack messages with Approve / Reject buttons."""
+
+    channel: str = Field(pattern=_CHANNEL, description="#name or a channel ID")
     approvers: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]] = Field(
         default_factory=list, description="Slack user IDs allowed to approve; empty: anyone in the channel"
     )
@@ -406,22 +418,24 @@ class TimeoutAction(StrEnum):
 
 
 class Approvals(Model):
-    slack: SlackApprovers | None = None
-    timeout: Duration = timedelta(hours=1)
-    on_timeout: TimeoutAction = TimeoutAction.PAUSE
+    """How approval steps are asked for (always also possible with `rollout approve`)."""
+
+    slack: SlackApprovers | None = Field(default=None, description="ask in Slack")
+    timeout: Duration = Field(default=timedelta(hours=1), description="how long to wait for an answer")
+    on_timeout: TimeoutAction = Field(default=TimeoutAction.PAUSE, description="then: pause, or roll back")
 
 
 # --- the policy -------------------------------------------------------------------------------
 
 
 class RolloutSpec(Model):
-    router: RouterSpec
-    stable: str = Field(min_length=1, max_length=253)
-    canary: str = Field(min_length=1, max_length=253)
-    steps: list[Step] = Field(min_length=1)
-    analysis: Analysis = Field(default_factory=Analysis)
-    notifications: Notifications = Field(default_factory=Notifications)
-    approvals: Approvals = Field(default_factory=Approvals)
+    router: RouterSpec = Field(description="the route whose weights rollout moves")
+    stable: str = Field(min_length=1, max_length=253, description="backend serving now, as the router names it")
+    canary: str = Field(min_length=1, max_length=253, description="new backend, as the router names it")
+    steps: list[Step] = Field(min_length=1, description="the plan, in order")
+    analysis: Analysis = Field(default_factory=Analysis, description="how each step is judged")
+    notifications: Notifications = Field(default_factory=Notifications, description="where progress is announced")
+    approvals: Approvals = Field(default_factory=Approvals, description="how approval steps are asked for")
     progress_deadline: Duration = Field(
         default=timedelta(minutes=30),
         description="longest a step may wait for a verdict before the rollout pauses and says why",
