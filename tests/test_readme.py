@@ -20,7 +20,7 @@ def test_the_policy_reference_is_the_generated_one() -> None:
 
 def test_every_cli_command_is_documented() -> None:
     parser = build_parser()
-    commands = next(a for a in parser._actions if a.dest == "command").choices  # noqa: SLF001
+    commands = next(a for a in parser._actions if a.dest == "command").choices
     assert commands
     for name in commands:
         assert f"rollout {name}" in README or f"\\|{name}" in README or f"|{name}" in README, name
