@@ -119,13 +119,14 @@ def command_json(command: Command) -> dict[str, str]:
 
 
 def status_document(
-    obj: RolloutObject, state: RolloutState, *, conditions: Sequence[Mapping[str, Any]]
+    obj: RolloutObject, state: RolloutState, *, conditions: Sequence[Mapping[str, Any]], steps: int | None = None
 ) -> dict[str, Any]:
-    """The whole ``status`` the daemon writes for ``state``."""
+    """The whole ``status`` the daemon writes for ``state`` (``step`` is 1-based, at most ``steps``)."""
+    step = state.step + 1 if state.run_started_at else 0
     return {
         "observedGeneration": obj.generation,
         "phase": state.phase.value,
-        "step": state.step + 1 if state.run_started_at else 0,
+        "step": min(step, steps) if steps else step,
         "canaryWeight": state.weights.canary,
         "stableWeight": state.weights.stable,
         "message": state.message,

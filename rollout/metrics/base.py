@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Protocol
 
 from rollout.core.states import MetricsSample
-from rollout.policy.models import CustomMetric, MetricLabels
+from rollout.policy.models import CustomMetric, MetricLabels, Rollout
 
 
 @dataclass(frozen=True)
@@ -31,6 +31,25 @@ class AnalysisRequest:
     custom: tuple[CustomMetric, ...] = ()
     address: str | None = None  # per-policy Prometheus override
     headers: Mapping[str, str] = field(default_factory=dict)
+
+    @classmethod
+    def for_policy(cls, policy: Rollout) -> AnalysisRequest:
+        """What ``policy`` needs measured on every tick."""
+        spec, analysis = policy.spec, policy.spec.analysis
+        latency = analysis.slos.latency
+        return cls(
+            key=policy.key,
+            namespace=policy.metadata.namespace,
+            stable=spec.stable,
+            canary=spec.canary,
+            window_seconds=analysis.effective_window.total_seconds(),
+            interval_seconds=analysis.interval.total_seconds(),
+            latency_bound_seconds=latency.max.total_seconds() if latency else None,
+            labels=analysis.metric_labels,
+            custom=tuple(analysis.metrics),
+            address=analysis.prometheus.address,
+            headers=dict(analysis.prometheus.headers),
+        )
 
 
 class MetricsProvider(Protocol):

@@ -145,6 +145,7 @@ class Reconciler:
                     obj,
                     decision.state,
                     conditions=_conditions(obj, decision.state, now, valid=True, message=""),
+                    steps=len(policy.spec.steps),
                 ),
             )
         self.capacity.update(obj.key, decision.state.phase.active)
@@ -169,7 +170,7 @@ class Reconciler:
         if not state.phase.active or state.weights.canary == 0:
             self.batcher.forget(policy.key)
             return None
-        sample = self.batcher.sample(analysis_request(policy), now)
+        sample = self.batcher.sample(AnalysisRequest.for_policy(policy), now)
         if sample.outcome.value in ("unavailable", "query-error"):
             self.telemetry.prometheus_errors.labels(outcome=sample.outcome.value).inc()
         return sample
@@ -293,24 +294,6 @@ def with_backends(policy: Rollout, state: RolloutState) -> Rollout:
         return policy
     spec = policy.spec.model_copy(update={"stable": pair[0], "canary": pair[1]})
     return policy.model_copy(update={"spec": spec})
-
-
-def analysis_request(policy: Rollout) -> AnalysisRequest:
-    spec, analysis = policy.spec, policy.spec.analysis
-    latency = analysis.slos.latency
-    return AnalysisRequest(
-        key=policy.key,
-        namespace=policy.metadata.namespace,
-        stable=spec.stable,
-        canary=spec.canary,
-        window_seconds=analysis.effective_window.total_seconds(),
-        interval_seconds=analysis.interval.total_seconds(),
-        latency_bound_seconds=latency.max.total_seconds() if latency else None,
-        labels=analysis.metric_labels,
-        custom=tuple(analysis.metrics),
-        address=analysis.prometheus.address,
-        headers=dict(analysis.prometheus.headers),
-    )
 
 
 def _conditions(

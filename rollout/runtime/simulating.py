@@ -129,7 +129,7 @@ def simulate(
             _inject(metrics, spec.canary, scenario)
             sim.spike_at = (now - EPOCH).total_seconds()
         live = router.get_weights()
-        request = _request(policy)
+        request = AnalysisRequest.for_policy(policy)
         sample = metrics.collect([request], now)[policy.key]
         decision = decide(policy, state, Observations(weights=live, metrics=sample, commands=commands), now)
         commands = ()
@@ -207,19 +207,3 @@ def _inject(metrics: MemoryMetrics, canary: str, scenario: Scenario) -> None:
         profile.error_rate = 0.12
     else:
         profile.slow_share = 0.25
-
-
-def _request(policy: Rollout) -> AnalysisRequest:
-    spec, analysis = policy.spec, policy.spec.analysis
-    latency = analysis.slos.latency
-    return AnalysisRequest(
-        key=policy.key,
-        namespace=policy.metadata.namespace,
-        stable=spec.stable,
-        canary=spec.canary,
-        window_seconds=analysis.effective_window.total_seconds(),
-        interval_seconds=analysis.interval.total_seconds(),
-        latency_bound_seconds=latency.max.total_seconds() if latency else None,
-        labels=analysis.metric_labels,
-        custom=tuple(analysis.metrics),
-    )

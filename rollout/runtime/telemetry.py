@@ -6,6 +6,8 @@ Owns metric names and labels; it only records what others observed.
 
 from __future__ import annotations
 
+import contextlib
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from rollout.core.states import Phase, RolloutState
@@ -70,5 +72,10 @@ class Telemetry:
                 self.verdict_evidence.labels(rollout=key, check=check.name).set(check.evidence)
 
     def forget(self, key: str) -> None:
+        """Drop a deleted rollout's series."""
+        for gauge in (self.canary_weight, self.step, self.failures):
+            with contextlib.suppress(KeyError):
+                gauge.remove(key)
         for phase in Phase:
-            self.phase.remove(key, phase.value)
+            with contextlib.suppress(KeyError):
+                self.phase.remove(key, phase.value)
