@@ -85,7 +85,14 @@ def _apply(
         waiting = phase is Phase.AWAITING_APPROVAL or s.pause_reason.startswith("approval timed out")
         if not waiting:
             return s, f"ignored {who}: no approval is pending"
-        return replace(s, phase=Phase.PROGRESSING, pause_reason="", approved_by=cmd.by, message=f"approved: {who}"), who
+        return replace(
+            s,
+            phase=Phase.PROGRESSING,
+            pause_reason="",
+            approved_by=cmd.by,
+            approvals=(*s.approvals, f"step {s.step + 1}: {cmd.by}")[-20:],
+            message=f"approved: {who}",
+        ), who
     if cmd.kind is CommandKind.PROMOTE:
         if s.step >= len(policy.spec.steps):
             return s, f"ignored {who}: no step left to skip"
@@ -129,6 +136,7 @@ def _resume(s: RolloutState, now: datetime, who: str, live: Weights | None) -> t
             phase=Phase.PROGRESSING,
             pause_reason="",
             prior_weights=live or s.prior_weights,
+            step_started_at=now,  # the step is judged afresh: its data so far ran on someone else's weights
             message=f"restoring rollout's weights {s.weights}: {who}",
         ), who
     if reason.startswith("approval timed out"):

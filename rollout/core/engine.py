@@ -64,6 +64,7 @@ class _Tick:
         self.actions: list[Action] = []
         self.reasons: list[str] = []
         self.failed_now = False  # a check failed in this tick: no weight goes up in it
+        self.holding = False  # _judge explained a hold (metrics unavailable, broken query): keep that message
 
     @property
     def live(self) -> Weights | None:
@@ -224,6 +225,7 @@ def _judge(t: _Tick) -> None:
         return
     analysis = t.spec.analysis
     if sample.outcome is Outcome.UNAVAILABLE:
+        t.holding = True
         since = t.state.unavailable_since or t.now
         t.set(
             unavailable_since=since,
@@ -242,6 +244,7 @@ def _judge(t: _Tick) -> None:
     t.set(verdict=verdict, memory=memory, last_judged_at=t.now)
     t.say(f"verdict {verdict.kind.value}: {verdict.summary}")
     if sample.outcome is Outcome.QUERY_ERROR:
+        t.holding = True
         t.set(message=f"holding: a metric query is broken: {sample.detail}")
     if verdict.kind is VerdictKind.FAIL:
         t.failed_now = True
@@ -357,11 +360,12 @@ def _weight_step_passed(t: _Tick, elapsed: timedelta) -> bool:
         t.notify(f"deadline-{t.state.step}", "rollout.deadline", Level.WARNING, t.state.message)
         t.say(t.state.message)
         return False
-    t.set(
-        message=f"step {t.state.step + 1}: canary at {t.state.weights.canary}%, "
-        f"{'judging' if verdict is None else verdict.kind.value}: "
-        f"{verdict.summary if verdict else 'waiting for the first interval'}"
-    )
+    if not t.holding:
+        t.set(
+            message=f"step {t.state.step + 1}: canary at {t.state.weights.canary}%, "
+            f"{'judging' if verdict is None else verdict.kind.value}: "
+            f"{verdict.summary if verdict else 'waiting for the first interval'}"
+        )
     return False
 
 

@@ -246,7 +246,8 @@ class RolloutState:
     memory: JudgeMemory = JudgeMemory()
     message: str = ""
     pause_reason: str = ""  # why a Paused rollout is paused (manual, drift, deadline, ...)
-    approved_by: str = ""
+    approved_by: str = ""  # who approved the pending gate (cleared when the run moves past it)
+    approvals: tuple[str, ...] = ()  # every approval of this run: "step N: who"
     approval_requested_at: datetime | None = None
     end_reason: str = ""  # why the run is rolling/rolled back or was promoted early
     aborted_by: str = ""  # who aborted (Aborted instead of RolledBack)
@@ -275,6 +276,7 @@ class RolloutState:
             "pauseReason": self.pause_reason,
             "approvedBy": self.approved_by,
             "approvalRequestedAt": _iso(self.approval_requested_at),
+            "approvals": list(self.approvals),
             "endReason": self.end_reason,
             "abortedBy": self.aborted_by,
             "handledCommands": list(self.handled_commands),
@@ -305,6 +307,7 @@ class RolloutState:
             pause_reason=str(data.get("pauseReason", "")),
             approved_by=str(data.get("approvedBy", "")),
             approval_requested_at=_dt(data.get("approvalRequestedAt")),
+            approvals=tuple(str(a) for a in data.get("approvals") or ()),
             end_reason=str(data.get("endReason", "")),
             aborted_by=str(data.get("abortedBy", "")),
             handled_commands=tuple(data.get("handledCommands", ())),

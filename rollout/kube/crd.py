@@ -281,6 +281,7 @@ def _state() -> dict[str, Any]:
             "message": _s(),
             "pauseReason": _s(),
             "approvedBy": _s(),
+            "approvals": {"type": "array", "items": _s(), "description": "every approval of this run: step N: who"},
             "approvalRequestedAt": _s(when, nullable=True),
             "endReason": _s(),
             "abortedBy": _s(),

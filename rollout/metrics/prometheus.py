@@ -71,6 +71,7 @@ class _Tick:
 
     at: datetime
     results: dict[tuple[str, tuple[tuple[str, str], ...], str], Any] = field(default_factory=dict)
+    unreachable: dict[str, MetricsUnavailable] = field(default_factory=dict)  # address -> why, this tick
     sent: int = 0
 
 
@@ -174,10 +175,14 @@ class PrometheusProvider:
     def _query(self, tick: _Tick, key: _GroupKey, query: str, *, raw: bool = False) -> Any:
         """The cached result of ``query`` at the tick's time, or the MetricsError it raised."""
         cache_key = (key.address, key.headers, query)
+        if cache_key not in tick.results and key.address in tick.unreachable:
+            tick.results[cache_key] = tick.unreachable[key.address]  # do not wait out every query of a dead server
         if cache_key not in tick.results:
             client = self._client(key.address, key.headers)
             try:
                 tick.results[cache_key] = self._call(lambda: self._attempt(tick, client, query))
+            except MetricsUnavailable as e:
+                tick.results[cache_key] = tick.unreachable[key.address] = e
             except MetricsError as e:
                 tick.results[cache_key] = e
         result = tick.results[cache_key]

@@ -128,6 +128,7 @@ class Reconciler:
         router = self.router_for(with_backends(policy, state))
         live, weights_error = self._live_weights(router)
         sample = self._sample(policy, state, now)
+        now = self.clock()  # sampling may have waited on Prometheus: decide with the time of deciding
         obs = Observations(
             weights=live,
             weights_error=weights_error,

@@ -1,18 +1,21 @@
 """Fixtures of the e2e suite: one embedded stack per module, a fresh namespace with the seed's
-GatewayRoute per test, and a fast policy (2 s interval) so whole rollouts take seconds."""
+GatewayRoute per test, daemons that are stopped when the test ends, and a fast policy (2 s
+interval) so whole rollouts take seconds."""
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from rollout.kube.rollouts import ROLLOUTS
-from tests.harness.stack import CANARY, ROUTE, STABLE, Stack
+from tests.harness.stack import CANARY, ROUTE, STABLE, Daemon, Stack
 
 _names = itertools.count()
+
+DaemonFactory = Callable[..., Daemon]
 
 
 @pytest.fixture(scope="module")
@@ -21,12 +24,43 @@ def stack() -> Iterator[Stack]:
         yield s
 
 
-@pytest.fixture
-def ns(stack: Stack) -> str:
+def new_namespace(stack: Stack, routes: tuple[str, ...] = (ROUTE,)) -> str:
+    """A fresh namespace holding the seed's GatewayRoute (and any other routes named)."""
     name = f"e2e{next(_names)}"
     stack.plane.create_namespace(name)
-    stack.add_route(name)
+    for route in routes:
+        stack.add_route(name, route)
     return name
+
+
+def forget_namespace(stack: Stack, namespace: str) -> None:
+    """Stop the mesh sending traffic through the namespace's routes (the next test starts clean)."""
+    assert stack.mesh is not None
+    stack.mesh.routes[:] = [r for r in stack.mesh.routes if r[0] != namespace]
+
+
+@pytest.fixture
+def ns(stack: Stack) -> Iterator[str]:
+    name = new_namespace(stack)
+    yield name
+    forget_namespace(stack, name)
+
+
+@pytest.fixture
+def daemons(stack: Stack) -> Iterator[DaemonFactory]:
+    """Start daemons with ``daemons(namespaces=[...], name=..., **env)``; all are stopped at teardown."""
+    started: list[Daemon] = []
+
+    def start(**kwargs: Any) -> Daemon:
+        kwargs.setdefault("ROLLOUT_LEADER__ENABLED", "false")
+        d = stack.daemon(**kwargs)
+        started.append(d)
+        return d
+
+    yield start
+    for d in started:
+        d.terminate(timeout=15)
+        stack.daemons.remove(d)
 
 
 def fast_policy(namespace: str, name: str = "recommendations", **analysis: Any) -> dict[str, Any]:

@@ -75,16 +75,25 @@ class Mesh:
         return {t["virtualService"]["virtualServiceRef"]["name"]: int(t.get("weight", 0)) for t in targets}
 
     def _run(self) -> None:
+        last: dict[tuple[str, str], dict[str, int]] = {}  # a route that cannot be read keeps its last split
+        backends: set[str] = set()
         while not self._stop.is_set():
-            for namespace, name in list(self.routes):
+            routes = list(self.routes)
+            for route in routes:
                 with contextlib.suppress(Exception):  # the route may be mid-creation; next round
-                    weights = self.weights(namespace, name)
-                    total = sum(weights.values()) or 1
-                    for backend, weight in weights.items():
-                        rps = self.total_rps * weight / total
-                        if backend == CANARY and not self.canary_traffic:
-                            rps = 0.0
-                        self.exporter.set_backend(backend, rps=rps)
+                    last[route] = self.weights(*route)
+            # Every route carries ``total_rps``; a backend behind several routes gets the sum.
+            rps: dict[str, float] = dict.fromkeys(backends, 0.0)
+            for route in routes:
+                weights = last.get(route, {})
+                total = sum(weights.values()) or 1
+                for backend, weight in weights.items():
+                    rps[backend] = rps.get(backend, 0.0) + self.total_rps * weight / total
+            for backend, value in rps.items():
+                if backend == CANARY and not self.canary_traffic:
+                    value = 0.0
+                self.exporter.set_backend(backend, rps=value)
+            backends.update(rps)
             self._stop.wait(self.period)
 
 

@@ -270,7 +270,7 @@ def evaluate(analysis: Analysis, memory: JudgeMemory, slo: SLOSpec, slo_count: i
         ratio=ratio,
         ratio_low=low,
         ratio_high=high,
-        value=ratio if has_relative else (c_x / c_n if c_n > 0 else None),
+        value=_finite(ratio) if has_relative else (c_x / c_n if c_n > 0 else None),
         limit=options.tolerance if has_relative else slo.limit,
         detail="; ".join(parts),
     )
@@ -287,6 +287,12 @@ def _ratio_interval(loglik: dict[float, float], alpha: float) -> tuple[float, fl
     low = 0.0 if kept[0] == grid[0] else kept[0]
     high = math.inf if kept[-1] == grid[-1] else kept[-1]
     return low, high
+
+
+def _finite(value: float | None) -> float | None:
+    """A value fit for status, metrics and JSON: an unbounded ratio (stable had no errors) is None;
+    the detail text still says "inf"."""
+    return value if value is not None and math.isfinite(value) else None
 
 
 def _rate_ratio(c_x: float, c_n: float, s_x: float, s_n: float) -> float | None:
