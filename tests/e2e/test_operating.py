@@ -107,7 +107,8 @@ def test_operator_commands_through_the_cli(stack: Stack, ns: str, daemons: Daemo
         )
         cli(stack, "resume", name, "-n", ns)
         wait_status(stack, ns, phase_is("AwaitingApproval"), timeout=60, what="AwaitingApproval", daemons=d)
-        assert route.canaries()[-1] == 40
+        # the gate holds at 40% (read from the route itself; the recorder may lag on a loaded machine)
+        assert stack.mesh is not None and stack.mesh.weights(ns, ROUTE)[CANARY] == 40
         cli(stack, "approve", name, "-n", ns)
         wait_status(
             stack,
