@@ -11,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from rollout.core.judging import judge
 from rollout.core.judging.sequential import (
     absolute_increment,
     judge_sequential,
@@ -277,3 +278,19 @@ def test_conclusive_only_when_a_test_crossed_its_boundary() -> None:
     assert not held.conclusive
     assert no_data.kind is VerdictKind.FAIL
     assert not no_data.conclusive
+
+
+def test_overlapping_windows_count_each_request_once() -> None:
+    """A window three intervals long holds each request three times; the judge must not count it thrice."""
+    base = {"interval": "10s", "slos": {"errorRate": {"max": "1%"}}, "minRequests": 10}
+    short = Analysis.model_validate({**base, "window": "10s"})
+    long = Analysis.model_validate({**base, "window": "30s"})
+    one_interval = MetricsSample(Outcome.OK, ArmCounts(100, 1, 0), ArmCounts(900, 9, 0), window_seconds=10)
+    three_intervals = MetricsSample(Outcome.OK, ArmCounts(300, 3, 0), ArmCounts(2700, 27, 0), window_seconds=30)
+    m_short = m_long = JudgeMemory()
+    for _ in range(5):
+        v_short, m_short = judge(short, m_short, one_interval, 0.1)
+        v_long, m_long = judge(long, m_long, three_intervals, 0.1)
+    assert m_long.canary.requests == pytest.approx(m_short.canary.requests) == 500
+    assert m_long.stable.errors == pytest.approx(m_short.stable.errors)
+    assert [c.evidence for c in v_long.checks] == pytest.approx([c.evidence for c in v_short.checks])

@@ -64,7 +64,12 @@ def daemons(stack: Stack) -> Iterator[DaemonFactory]:
 
 
 def fast_policy(namespace: str, name: str = "recommendations", **analysis: Any) -> dict[str, Any]:
-    """The seed canary with short intervals: 20% -> 50% -> 100%, judged every 2 s."""
+    """The seed canary with short intervals: 20% -> 50% -> 100%, judged every 2 s.
+
+    ``sequential.alpha`` is 1e-4 (not the default 0.01): the suite runs a few dozen healthy
+    rollouts, and a per-rollout false-rollback bound of 1% would make *some* healthy rollout in the
+    suite roll back every few runs. Faults here are large (30% errors), so detection stays quick.
+    """
     return {
         "apiVersion": "delivery.rollout.dev/v1alpha1",
         "kind": "Rollout",
@@ -80,6 +85,7 @@ def fast_policy(namespace: str, name: str = "recommendations", **analysis: Any) 
                 "stepDuration": "6s",
                 "slos": {"errorRate": {"max": "1%"}, "latency": {"percentile": 99, "max": "250ms"}},
                 "minRequests": 50,
+                "sequential": {"alpha": 0.0001},
                 **analysis,
             },
             "progressDeadline": "2m",
