@@ -8,6 +8,7 @@ connections or read files (paths such as a CA bundle are validated by the adapte
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -159,6 +160,37 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip().startswith("["):
             return [v.strip() for v in value.split(",") if v.strip()]
         return value
+
+
+@dataclass(frozen=True)
+class SettingDoc:
+    """One setting as ``rollout run --help`` and the deploy manifests name it."""
+
+    env: str  # the environment variable, e.g. ROLLOUT_PROMETHEUS__URL
+    path: str  # the dotted field path, e.g. prometheus.url
+    default: object
+    description: str
+
+
+def setting_docs() -> list[SettingDoc]:
+    """Every setting, walked from the model (so help text and manifests cannot name a setting that is not there)."""
+    out: list[SettingDoc] = []
+
+    def walk(model: type[BaseModel], prefix: str, env: str) -> None:
+        for name, field in model.model_fields.items():
+            annotation = field.annotation
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                walk(annotation, f"{prefix}{name}.", f"{env}{name.upper()}__")
+                continue
+            var = field.validation_alias if isinstance(field.validation_alias, str) else f"{env}{name.upper()}"
+            out.append(
+                SettingDoc(
+                    var, f"{prefix}{name}", field.get_default(call_default_factory=True), field.description or ""
+                )
+            )
+
+    walk(Settings, "", "ROLLOUT_")
+    return out
 
 
 def load_settings() -> Settings:

@@ -26,7 +26,7 @@ from rollout.kube.rollouts import RolloutObject, RolloutObjects
 from rollout.runtime.daemon import Daemon, kube_client
 from rollout.runtime.logs import configure
 from rollout.runtime.retrying import KUBE_WRITES
-from rollout.settings import Settings, load_settings
+from rollout.settings import Settings, load_settings, setting_docs
 
 _COMMANDS = {
     "approve": (CommandKind.APPROVE, "approve the pending approval gate"),
@@ -95,21 +95,9 @@ def _target(p: argparse.ArgumentParser) -> None:
 def settings_help() -> str:
     """Every setting with its environment variable and default, generated from the Settings model."""
     lines = ["settings (environment variables; flags above override them):"]
-
-    def walk(model: type[BaseModel], prefix: str, env: str) -> None:
-        for name, field in model.model_fields.items():
-            annotation = field.annotation
-            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-                walk(annotation, f"{prefix}{name}.", f"{env}{name.upper()}__")
-                continue
-            var = field.validation_alias if isinstance(field.validation_alias, str) else f"{env}{name.upper()}"
-            default = field.get_default(call_default_factory=True)
-            shown = "unset" if default is None or default == [] else json.dumps(default, default=str)
-            lines.append(
-                f"  {var:<40} {prefix}{name} (default {shown}){': ' + field.description if field.description else ''}"
-            )
-
-    walk(Settings, "", "ROLLOUT_")
+    for doc in setting_docs():
+        shown = "unset" if doc.default is None or doc.default == [] else json.dumps(doc.default, default=str)
+        lines.append(f"  {doc.env:<40} {doc.path} (default {shown}){': ' + doc.description if doc.description else ''}")
     return "\n".join(lines)
 
 

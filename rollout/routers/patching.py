@@ -10,6 +10,7 @@ other than the two named backends' weights.
 
 from __future__ import annotations
 
+import abc
 import copy
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -146,7 +147,7 @@ def route_errors(where: str) -> Iterator[None]:
         raise RouterError(f"{where}: {e}") from e
 
 
-class KubeRouteRouter:
+class KubeRouteRouter(abc.ABC):
     """Base of the routers that edit weights on a Kubernetes object; subclasses implement ``locate``."""
 
     resource: ClassVar[Resource]
@@ -173,12 +174,12 @@ class KubeRouteRouter:
 
     # --- for subclasses ---------------------------------------------------------------------
 
+    @abc.abstractmethod
     def locate(self, obj: dict[str, Any]) -> list[TargetList]:
         """Every targets list whose weights this router moves; raises ``BackendNotInRoute``."""
-        raise NotImplementedError
 
-    def check_accepted(self, obj: dict[str, Any]) -> None:
-        """Raise ``RouteNotAccepted`` when the data plane reports it rejected the route."""
+    def check_accepted(self, obj: dict[str, Any]) -> None:  # noqa: B027 - a hook; most routes have no status
+        """Raise ``RouteNotAccepted`` when the data plane reports it rejected the route (default: no check)."""
 
     def schema_error(self, path: str) -> RouteSchemaError:
         return RouteSchemaError(f"{self.describe()}: the API server dropped {path} from the write")

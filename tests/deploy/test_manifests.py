@@ -14,6 +14,7 @@ import yaml
 
 from rollout.kube.crd import NAME
 from rollout.policy.loading import load_paths
+from rollout.settings import setting_docs
 from tests.deploy.manifests import BASE, EXAMPLE_OVERLAY, base_objects, documents, find, kustomization
 
 SYSTEM = "rollout-system"
@@ -104,13 +105,25 @@ def test_settings_come_from_the_configmap_and_the_slack_token_from_an_optional_s
     assert settings["ROLLOUT_POLICY_DIR"] == "/etc/rollout/policies"
     assert settings["ROLLOUT_LOG_FORMAT"] == "json"
     assert container["envFrom"] == [{"configMapRef": {"name": "rollout-settings"}}]
-    token = {e["name"]: e for e in container["env"]}["ROLLOUT_SLACK__TOKEN"]
-    assert token["valueFrom"]["secretKeyRef"]["optional"] is True
+    secrets = {e["name"]: e for e in container["env"]}
+    for name in ("ROLLOUT_SLACK__BOT_TOKEN", "ROLLOUT_SLACK__SIGNING_SECRET"):
+        assert secrets[name]["valueFrom"]["secretKeyRef"]["optional"] is True
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
     policies = volumes[mounts[settings["ROLLOUT_POLICY_DIR"]]]
     assert policies["configMap"]["name"] == "rollout-policies"
     assert all("subPath" not in m for m in container["volumeMounts"]), "subPath mounts never update"
+
+
+def test_every_environment_variable_the_manifests_set_is_a_real_setting() -> None:
+    """Settings ignore unknown variables, so a misspelt one in a manifest would silently do nothing."""
+    known = {doc.env for doc in setting_docs()}
+    objects = base_objects()
+    named = set(find(objects, "ConfigMap", "rollout-settings")["data"])
+    named |= {e["name"] for e in _container(objects)["env"]}
+    named |= set(documents(EXAMPLE_OVERLAY / "settings.yaml")[0]["data"])
+    assert named, "the manifests set no settings at all"
+    assert named <= known, f"not settings: {sorted(named - known)}"
 
 
 def test_service_pdb_servicemonitor_and_networkpolicy_select_the_daemon() -> None:

@@ -8,6 +8,7 @@ the process table, like an operator would.
 
 from __future__ import annotations
 
+import abc
 import contextlib
 import json
 import os
@@ -19,7 +20,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Self
 
 from rollout.kube.client import Resource
 from rollout.kube.rollouts import ROLLOUTS
@@ -128,8 +129,38 @@ def cli(stack: Stack, *args: str) -> subprocess.CompletedProcess[str]:
     return done
 
 
+class Poller(abc.ABC):
+    """Calls ``_read`` every ``period`` seconds in a thread, and once more when stopped."""
+
+    namespace: str
+    period: float
+    _stop: threading.Event
+    _thread: threading.Thread | None
+
+    @abc.abstractmethod
+    def _read(self) -> None:
+        """Take one reading."""
+
+    def start(self) -> Self:
+        self._thread = threading.Thread(target=self._run, name=f"{type(self).__name__}-{self.namespace}", daemon=True)
+        self._thread.start()
+        return self
+
+    def stop(self) -> Self:
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=10)
+        return self
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            self._read()
+            self._stop.wait(self.period)
+        self._read()  # the last word: what is there when the test stops watching
+
+
 @dataclass
-class RouteRecorder:
+class RouteRecorder(Poller):
     """Polls a route's weights every ``period`` seconds in a thread and keeps every reading."""
 
     stack: Stack
@@ -140,23 +171,6 @@ class RouteRecorder:
     errors: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
-
-    def start(self) -> RouteRecorder:
-        self._thread = threading.Thread(target=self._run, name=f"route-{self.namespace}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> RouteRecorder:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            self._read()
-            self._stop.wait(self.period)
-        self._read()  # the last word: what the route carries when the test stops watching
 
     def _read(self) -> None:
         assert self.stack.mesh is not None
@@ -205,7 +219,7 @@ class RouteRecorder:
 
 
 @dataclass
-class StatusRecorder:
+class StatusRecorder(Poller):
     """Polls a Rollout's status every ``period`` seconds in a thread and keeps every distinct one."""
 
     stack: Stack
@@ -217,34 +231,21 @@ class StatusRecorder:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> StatusRecorder:
-        self._thread = threading.Thread(target=self._run, name=f"status-{self.namespace}", daemon=True)
-        self._thread.start()
-        return self
-
-    def stop(self) -> StatusRecorder:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=10)
-        return self
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            with contextlib.suppress(Exception):  # a transient API error: read again next period
-                s = status(self.stack, self.namespace, self.name)
-                state = s.get("state") or {}
-                since = str(state.get("unavailableSince") or "")
-                approvals = "; ".join(state.get("approvals") or ())
-                entry = (
-                    str(s.get("phase", "")),
-                    int(s.get("canaryWeight", 0)),
-                    str(s.get("message", "")),
-                    since,
-                    approvals,
-                )
-                if not self.seen or self.seen[-1][1:] != entry:
-                    self.seen.append((time.monotonic(), *entry))
-            self._stop.wait(self.period)
+    def _read(self) -> None:
+        with contextlib.suppress(Exception):  # a transient API error: read again next period
+            s = status(self.stack, self.namespace, self.name)
+            state = s.get("state") or {}
+            since = str(state.get("unavailableSince") or "")
+            approvals = "; ".join(state.get("approvals") or ())
+            entry = (
+                str(s.get("phase", "")),
+                int(s.get("canaryWeight", 0)),
+                str(s.get("message", "")),
+                since,
+                approvals,
+            )
+            if not self.seen or self.seen[-1][1:] != entry:
+                self.seen.append((time.monotonic(), *entry))
 
 
 def is_subsequence(seen: list[int], allowed: list[int]) -> bool:
