@@ -21,6 +21,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from rollout.errors import KubeError
 from rollout.kube.rollouts import RolloutObjects
+from rollout.policy.quantities import parse_duration
 from rollout.runtime.reconciling import Outcome, Reconciler
 
 log = logging.getLogger("rollout.scheduling")
@@ -169,8 +170,6 @@ class RolloutScheduler:
 
 
 def _interval_of(raw: dict[str, Any], default: float) -> float:
-    from rollout.policy.quantities import parse_duration  # noqa: PLC0415
-
     try:
         text = raw["spec"]["analysis"]["interval"]
     except (KeyError, TypeError):
