@@ -141,7 +141,8 @@ def _arm_delta(
     previous: Mapping[str, TargetCounters] | None, current: Mapping[str, TargetCounters] | None
 ) -> tuple[ArmCounts, int, list[float]]:
     """(counts, resets, start times of the contributing targets) of one arm."""
-    total, resets, starts = NOTHING, 0, []
+    total, resets = NOTHING, 0
+    starts: list[float] = []
     if not previous or not current:
         return total, resets, starts
     for target, now in current.items():
