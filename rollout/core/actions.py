@@ -4,16 +4,17 @@ through adapters in the order given, after persisting the new state. Nothing her
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
-from rollout.core.states import Verdict, Weights
+from rollout.core.states import Weights
+from rollout.core.verdicts import Verdict
 
 
 class WeightPurpose(StrEnum):
     STEP = "step"  # the next step of the plan
-    REAPPLY = "reapply"  # our previous write did not land (crash between persist and write)
+    REAPPLY = "reapply"  # our previous write did not land (crash between persist and write, or a lost race)
     PROMOTE = "promote"  # canary to 100%
     ROLLBACK = "rollback"  # stable to 100%
 
@@ -48,10 +49,10 @@ class Notify:
 
 @dataclass(frozen=True)
 class RequestApproval:
-    """Ask the approvers whether the run may pass the approval gate at ``step``."""
+    """Ask the approvers whether the run may pass the approval gate at step ``number`` (1-based)."""
 
     key: str
-    step: int
+    number: int
     message: str
     approvers: tuple[str, ...] = ()
     channel: str | None = None
@@ -59,18 +60,12 @@ class RequestApproval:
 
 @dataclass(frozen=True)
 class ScheduleNext:
-    """When the engine next needs a tick (the runtime may tick earlier, never needs to tick later)."""
+    """When the engine next needs a tick; the runtime runs it then (or earlier), never later.
+
+    ``at <= now`` asks for a tick as soon as the runtime can (e.g. to see a write land).
+    """
 
     at: datetime
 
 
-@dataclass(frozen=True)
-class Record:
-    """One line of the decision log: the stable event name and its numbers."""
-
-    event: str
-    message: str
-    fields: tuple[tuple[str, str], ...] = field(default_factory=tuple)
-
-
-Action = SetWeights | Notify | RequestApproval | ScheduleNext | Record
+Action = SetWeights | Notify | RequestApproval | ScheduleNext

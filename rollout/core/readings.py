@@ -25,6 +25,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import ConfigDict
+
+from rollout.core.serialized import CAMEL_CASE
 
 
 class Outcome(StrEnum):
@@ -47,6 +52,8 @@ class TargetCounters:
     bound is a bucket bound). Both are 0 when no latency SLO is judged.
     """
 
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
+
     requests: float
     errors: float
     at: float  # the sample's timestamp, Unix seconds
@@ -57,6 +64,8 @@ class TargetCounters:
 @dataclass(frozen=True)
 class LatencyBuckets:
     """Which histogram buckets stand for the latency SLO bound (milliseconds)."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     bound_ms: float
     below_ms: float | None  # largest bucket bound <= bound_ms (None: no bucket below it)
@@ -75,6 +84,8 @@ class Reading:
     to its counters; ``None`` when that backend has no series at all. A non-OK ``outcome`` says
     what could not be measured (``detail`` says why, with the query).
     """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     outcome: Outcome
     taken_at: datetime
@@ -95,6 +106,8 @@ class Reading:
 @dataclass(frozen=True)
 class ArmCounts:
     """What one backend served over one interval: requests, 5xx, slow requests (see TargetCounters)."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     requests: float
     errors: float
@@ -125,6 +138,8 @@ NOTHING = ArmCounts(0.0, 0.0, 0.0, 0.0)
 class Interval:
     """The exact counts between two readings: every request in it happened after ``start`` and
     at or before ``end`` (sample times), and no other interval holds it."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     canary: ArmCounts
     stable: ArmCounts

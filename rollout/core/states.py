@@ -1,17 +1,27 @@
-"""The data the decision engine reads and writes: phases, weights, the persisted RolloutState, what
-was observed on a tick (route weights, metric samples, operator commands) and judge verdicts.
+"""The persisted state of one rollout and what the engine observes on a tick.
 
-Everything here is frozen and JSON-round-trippable (``to_dict``/``from_dict``) because it is
-stored in the Rollout status. No I/O, no clock: times are passed in.
+Owns ``RolloutState`` (everything a run needs to resume after a restart, stored in the Rollout's
+``status.state``), its sub-states (phase, why it is paused, the route write in flight, the route
+problem being reported), weights, operator commands and the per-tick ``Observations``. This is
+the one declaration of the persisted state: ``rollout.core.persisting`` derives its JSON form and
+the CRD's status schema from these dataclasses, so a field added here is stored, loaded and
+declared with no other edit. Everything is frozen; no I/O, no clock (times are passed in).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import ClassVar
+
+from pydantic import ConfigDict
+
+from rollout.core.judging import JudgeMemory
+from rollout.core.readings import Reading
+from rollout.core.serialized import CAMEL_CASE
+from rollout.core.verdicts import Verdict
+from rollout.policy.models import RouterSpec
 
 
 class Phase(StrEnum):
@@ -38,17 +48,31 @@ class Phase(StrEnum):
 _ACTIVE = frozenset({Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL, Phase.PROMOTING, Phase.ROLLING_BACK})
 
 
+class PauseReason(StrEnum):
+    """Why a Paused run is paused. Transitions depend on this, never on the human ``pause_detail``."""
+
+    STEP = "PauseStep"  # a pause step of the plan
+    MANUAL = "Manual"  # `rollout pause`
+    DRIFT = "Drift"  # someone else changed the route's weights
+    DEADLINE = "ProgressDeadline"  # a step got no passing verdict within progressDeadline
+    APPROVAL_TIMEOUT = "ApprovalTimeout"  # nobody answered an approval in time (onTimeout: pause)
+    ROUTE_ERROR = "RouteError"  # the route cannot be read or written for a reason retrying will not fix
+
+
 @dataclass(frozen=True)
 class Weights:
     """Traffic split in percent; always integers summing to 100."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     canary: int
     stable: int
 
     def __post_init__(self) -> None:
-        if not (0 <= self.canary <= 100 and 0 <= self.stable <= 100) or self.canary + self.stable != 100:
+        ok = all(type(w) is int for w in (self.canary, self.stable))
+        if not ok or not (0 <= self.canary <= 100 and 0 <= self.stable <= 100) or self.canary + self.stable != 100:
             raise ValueError(
-                f"weights must be integers 0..100 summing to 100, got canary={self.canary} stable={self.stable}"
+                f"weights must be integers 0..100 summing to 100, got canary={self.canary!r} stable={self.stable!r}"
             )
 
     @classmethod
@@ -63,47 +87,47 @@ STABLE_ONLY = Weights(canary=0, stable=100)
 CANARY_ONLY = Weights(canary=100, stable=0)
 
 
-class Outcome(StrEnum):
-    """What a metrics query could say; anything but OK means the numbers are not all there."""
+class ProblemKind(StrEnum):
+    """What went wrong with the route; ``permanent`` kinds are not retried as if transient."""
 
-    OK = "ok"
-    NO_DATA = "no-data"  # no series at all
-    ZERO_TRAFFIC = "zero-traffic"  # series exist, but no requests in the window
-    PARTIAL = "partial"  # one backend (or one metric) missing
-    NAN = "nan"  # a query returned NaN
-    COUNTER_RESET = "counter-reset"  # a counter reset inside the window; the interval is unusable
-    QUERY_ERROR = "query-error"  # the query itself is wrong
-    UNAVAILABLE = "unavailable"  # Prometheus unreachable or 5xx
+    NOT_FOUND = "RouteNotFound"
+    BACKEND_MISSING = "BackendNotInRoute"
+    FORBIDDEN = "RouteForbidden"
+    SCHEMA = "RouteSchemaError"
+    NOT_ACCEPTED = "RouteNotAccepted"
+    CONFLICT = "RouteConflict"
+    UNAVAILABLE = "RouteUnavailable"  # the API server could not be reached, or any other transient failure
+
+    @property
+    def permanent(self) -> bool:
+        return self in (ProblemKind.NOT_FOUND, ProblemKind.BACKEND_MISSING, ProblemKind.FORBIDDEN, ProblemKind.SCHEMA)
 
 
 @dataclass(frozen=True)
-class ArmCounts:
-    """Counts for one backend over one window: requests, failed requests, requests slower than the SLO."""
+class RouteProblem:
+    """Why the route could not be read or written, as an adapter reported it."""
 
-    requests: float
-    errors: float
-    slow: float = 0.0
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
-    @property
-    def error_ratio(self) -> float | None:
-        return self.errors / self.requests if self.requests > 0 else None
-
-    @property
-    def slow_ratio(self) -> float | None:
-        return self.slow / self.requests if self.requests > 0 else None
+    kind: ProblemKind
+    message: str
 
 
 @dataclass(frozen=True)
-class MetricsSample:
-    """What the metrics adapter measured for one rollout on one tick."""
+class PendingWrite:
+    """A weight change the engine asked for and has not yet seen on the route.
 
-    outcome: Outcome
-    canary: ArmCounts | None = None
-    stable: ArmCounts | None = None
-    custom: Mapping[str, float] = field(default_factory=dict)
-    window_seconds: float = 0.0
-    detail: str = ""  # why the outcome is not OK, with the rendered query
-    queries: tuple[str, ...] = ()  # the rendered queries, for explanations
+    ``before`` is what the route carried when the write was decided: while the write is pending, a
+    route still at ``before`` means the write did not land (re-apply it); once the route has been
+    seen at ``target`` the write is confirmed and any other change is someone else's (drift).
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
+
+    target: Weights
+    before: Weights
+    decided_at: datetime
+    attempts: int = 1
 
 
 class CommandKind(StrEnum):
@@ -118,7 +142,15 @@ class CommandKind(StrEnum):
 
 @dataclass(frozen=True)
 class Command:
-    """An operator's request (CLI or Slack), with who asked and when; ``id`` makes it idempotent."""
+    """An operator's request (CLI or Slack), as the API server recorded it; ``id`` makes it idempotent.
+
+    ``by`` is the identity the API server authenticated for whoever created the command;
+    ``slack_user`` is set only for commands the daemon itself recorded for a verified Slack click.
+    ``refusal`` is non-empty when the runtime found the requester not allowed to do this (the
+    engine then records the refusal and does nothing else).
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     kind: CommandKind
     by: str
@@ -126,209 +158,85 @@ class Command:
     id: str
     reason: str = ""
     ref: str = ""  # the approval request this answers (Slack buttons); an answer to another request is ignored
+    slack_user: str = ""
+    refusal: str = ""
+
+
+@dataclass(frozen=True)
+class CommandResult:
+    """What the engine did with one command: ``accepted`` or not, and why, in one sentence."""
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
+
+    id: str
+    accepted: bool
+    message: str
 
 
 @dataclass(frozen=True)
 class Observations:
-    """Everything decide() may look at besides policy, state and now."""
+    """Everything decide() may look at besides policy, state and now.
 
-    weights: Weights | None = None  # live weights read from the route; None if unreadable
-    weights_error: str = ""  # why they could not be read
-    metrics: MetricsSample | None = None
+    ``route``: the live weights read from the route, None when unreadable (``route_problem`` says
+    why). ``write_problem``: how the last write the runtime attempted failed (None: it landed or
+    none was attempted). ``reading``: the latest counter reading of the metrics (None: not
+    measured on this tick).
+    """
+
+    route: Weights | None = None
+    route_problem: RouteProblem | None = None
+    write_problem: RouteProblem | None = None
+    reading: Reading | None = None
     commands: tuple[Command, ...] = ()
     may_start: bool = True  # False when the concurrency cap is reached
 
 
-class VerdictKind(StrEnum):
-    PASS = "pass"
-    FAIL = "fail"
-    HOLD = "hold"  # not enough evidence either way
-
-
-@dataclass(frozen=True)
-class Check:
-    """One judged quantity with the numbers behind it."""
-
-    name: str  # errorRate, latency, or a custom metric's name
-    verdict: VerdictKind
-    value: float | None  # observed value (ratio or metric value); None when unmeasured
-    limit: float | None  # the threshold it was held against
-    detail: str = ""  # human explanation with the numbers
-    evidence: float | None = None  # sequential judge: the evidence value (e.g. log e-value)
-    threshold: float | None = None  # sequential judge: the evidence needed to decide
-
-
-@dataclass(frozen=True)
-class Verdict:
-    """A judgement of one interval: its overall kind and every check with its numbers."""
-
-    kind: VerdictKind
-    checks: tuple[Check, ...]
-    enough_data: bool
-    summary: str
-    canary: ArmCounts | None = None
-    stable: ArmCounts | None = None
-    conclusive: bool = False  # a sequential test crossed its boundary: the step may end early
-
-    def to_dict(self) -> dict[str, Any]:
-        plain: dict[str, Any] = _plain(asdict(self))
-        return plain
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> Verdict:
-        return cls(
-            kind=VerdictKind(data["kind"]),
-            checks=tuple(Check(**{**c, "verdict": VerdictKind(c["verdict"])}) for c in data.get("checks", ())),
-            enough_data=bool(data["enough_data"]),
-            summary=str(data.get("summary", "")),
-            canary=ArmCounts(**data["canary"]) if data.get("canary") else None,
-            stable=ArmCounts(**data["stable"]) if data.get("stable") else None,
-            conclusive=bool(data.get("conclusive", False)),
-        )
-
-
-@dataclass(frozen=True)
-class JudgeMemory:
-    """What a judge carries from one interval to the next within a step or run (persisted).
-
-    Cumulative counts per arm since the current step started, and named accumulators that a
-    judge may keep (the sequential judge keeps its log evidence here).
-    """
-
-    intervals: int = 0
-    canary: ArmCounts = ArmCounts(0.0, 0.0, 0.0)
-    stable: ArmCounts = ArmCounts(0.0, 0.0, 0.0)
-    accumulators: tuple[tuple[str, float], ...] = ()
-
-    def get(self, name: str, default: float = 0.0) -> float:
-        return dict(self.accumulators).get(name, default)
-
-    def with_values(self, **values: float) -> JudgeMemory:
-        merged = dict(self.accumulators)
-        merged.update(values)
-        return replace(self, accumulators=tuple(sorted(merged.items())))
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "intervals": self.intervals,
-            "canary": asdict(self.canary),
-            "stable": asdict(self.stable),
-            "accumulators": dict(self.accumulators),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> JudgeMemory:
-        return cls(
-            intervals=int(data.get("intervals", 0)),
-            canary=ArmCounts(**data.get("canary", {"requests": 0, "errors": 0})),
-            stable=ArmCounts(**data.get("stable", {"requests": 0, "errors": 0})),
-            accumulators=tuple(sorted((str(k), float(v)) for k, v in dict(data.get("accumulators", {})).items())),
-        )
-
-
 @dataclass(frozen=True)
 class RolloutState:
-    """All progress of one rollout; persisted in the Rollout status, restored after restarts."""
+    """All progress of one rollout; persisted in the Rollout status, restored after restarts.
+
+    ``desired`` is what the engine wants the route to carry, ``observed`` what it last read there
+    (status reports ``observed``: never a weight the route does not have). ``weight_since`` is when
+    the route was first seen carrying the current step's weight; the step's minimum time and
+    the judge's at-weight data both count from it.
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     phase: Phase = Phase.PENDING
     revision: str = ""
-    stable_backend: str = ""  # the two backends this run moves traffic between (set when it starts)
+    stable_backend: str = ""  # the two backends and the route this run moves (set when it starts)
     canary_backend: str = ""
-    step: int = 0  # index into policy.spec.steps
-    weights: Weights = STABLE_ONLY  # what rollout last decided the route must carry
-    prior_weights: Weights = STABLE_ONLY  # what the route carried before that decision
+    router: RouterSpec | None = None
+    route_namespace: str = ""
+    step: int = 0  # index into policy.spec.steps (0-based; people see step + 1)
+    desired: Weights = STABLE_ONLY
+    observed: Weights | None = None
+    pending: PendingWrite | None = None
+    route_problem: RouteProblem | None = None  # the problem currently reported (a condition)
+    route_problem_since: datetime | None = None
     run_started_at: datetime | None = None
     step_started_at: datetime | None = None
-    last_judged_at: datetime | None = None
+    weight_since: datetime | None = None
     unavailable_since: datetime | None = None
-    failures: int = 0
-    verdict: Verdict | None = None
-    memory: JudgeMemory = JudgeMemory()
-    message: str = ""
-    pause_reason: str = ""  # why a Paused rollout is paused (manual, drift, deadline, ...)
+    pause_reason: PauseReason | None = None
+    pause_detail: str = ""
+    approval_requested_at: datetime | None = None
     approved_by: str = ""  # who approved the pending gate (cleared when the run moves past it)
     approvals: tuple[str, ...] = ()  # every approval of this run: "step N: who"
-    approval_requested_at: datetime | None = None
+    judge: JudgeMemory = field(default_factory=JudgeMemory)
+    baseline: Reading | None = None  # the counter reading the judge absorbed last
+    verdict: Verdict | None = None
+    verdict_step: int = -1  # the step index the verdict was given at
+    promotable: bool = False  # the last setWeight step passed on a verdict with enough data
+    judged_at: datetime | None = None
+    message: str = ""
     end_reason: str = ""  # why the run is rolling/rolled back or was promoted early
     aborted_by: str = ""  # who aborted (Aborted instead of RolledBack)
     handled_commands: tuple[str, ...] = ()  # ids of operator commands already acted on (bounded)
     notified: tuple[str, ...] = ()  # keys of notifications already sent this run (bounded)
-    updated_at: datetime | None = None
 
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "phase": self.phase.value,
-            "revision": self.revision,
-            "stableBackend": self.stable_backend,
-            "canaryBackend": self.canary_backend,
-            "step": self.step,
-            "canaryWeight": self.weights.canary,
-            "stableWeight": self.weights.stable,
-            "priorCanaryWeight": self.prior_weights.canary,
-            "runStartedAt": _iso(self.run_started_at),
-            "stepStartedAt": _iso(self.step_started_at),
-            "lastJudgedAt": _iso(self.last_judged_at),
-            "unavailableSince": _iso(self.unavailable_since),
-            "failures": self.failures,
-            "verdict": self.verdict.to_dict() if self.verdict else None,
-            "memory": self.memory.to_dict(),
-            "message": self.message,
-            "pauseReason": self.pause_reason,
-            "approvedBy": self.approved_by,
-            "approvalRequestedAt": _iso(self.approval_requested_at),
-            "approvals": list(self.approvals),
-            "endReason": self.end_reason,
-            "abortedBy": self.aborted_by,
-            "handledCommands": list(self.handled_commands),
-            "notified": list(self.notified),
-            "updatedAt": _iso(self.updated_at),
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> RolloutState:
-        canary = int(data.get("canaryWeight", 0))
-        prior = int(data.get("priorCanaryWeight", canary))
-        return cls(
-            phase=Phase(data.get("phase", Phase.PENDING.value)),
-            revision=str(data.get("revision", "")),
-            stable_backend=str(data.get("stableBackend", "")),
-            canary_backend=str(data.get("canaryBackend", "")),
-            step=int(data.get("step", 0)),
-            weights=Weights.of_canary(canary),
-            prior_weights=Weights.of_canary(prior),
-            run_started_at=_dt(data.get("runStartedAt")),
-            step_started_at=_dt(data.get("stepStartedAt")),
-            last_judged_at=_dt(data.get("lastJudgedAt")),
-            unavailable_since=_dt(data.get("unavailableSince")),
-            failures=int(data.get("failures", 0)),
-            verdict=Verdict.from_dict(data["verdict"]) if data.get("verdict") else None,
-            memory=JudgeMemory.from_dict(data.get("memory") or {}),
-            message=str(data.get("message", "")),
-            pause_reason=str(data.get("pauseReason", "")),
-            approved_by=str(data.get("approvedBy", "")),
-            approval_requested_at=_dt(data.get("approvalRequestedAt")),
-            approvals=tuple(str(a) for a in data.get("approvals") or ()),
-            end_reason=str(data.get("endReason", "")),
-            aborted_by=str(data.get("abortedBy", "")),
-            handled_commands=tuple(data.get("handledCommands", ())),
-            notified=tuple(data.get("notified", ())),
-            updated_at=_dt(data.get("updatedAt")),
-        )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
-
-
-def _dt(value: Any) -> datetime | None:
-    return datetime.fromisoformat(value) if value else None
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, StrEnum):
-        return value.value
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_plain(v) for v in value]
-    return value
+    @property
+    def number(self) -> int:
+        """The current step as people count it (1-based)."""
+        return self.step + 1

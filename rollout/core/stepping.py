@@ -1,124 +1,166 @@
-"""Steps of a run: setWeight, pause and approval gates, promotion and rollback.
+"""Steps of a run: setWeight, pause and approval gates, promotion, rollback, and the next tick.
 
-Owns what ends each step (a passing verdict after ``stepDuration``, an early conclusive pass, a
-pause's duration, an approval), the progress deadline, and the last moves of a run (canary to
-100%, or stable to 100%). Pure; called by ``engine.decide`` with the tick's scratchpad.
+Owns the one definition of step semantics that ``plan``, ``simulate``, the README and the CRD
+describe: a ``setWeight`` step first writes its weight; it passes only after the route has been
+*seen* carrying that weight for at least ``stepDuration`` and the judge has a passing verdict on
+data taken at that weight (``evaluating``). Evidence that the canary is worse acts at any time;
+evidence that it is fine never ends a step before its minimum. A pause step waits its duration
+(or a person), an approval step waits for an approval, and every step is judged while it lasts.
+No promotion without a passing verdict with enough data at the last weight. Also owns when the
+engine next needs a tick (pause ends, step minimums, approval timeouts, deadlines). Pure.
 """
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import datetime
 
-from rollout.core.actions import (
-    Level,
-    RequestApproval,
-    WeightPurpose,
-)
-from rollout.core.commanding import PAUSE_STEP, approval_key
-from rollout.core.states import (
-    CANARY_ONLY,
-    STABLE_ONLY,
-    Phase,
-    VerdictKind,
-    Weights,
-)
+from rollout.core.actions import Level, RequestApproval, WeightPurpose
+from rollout.core.commanding import approval_key
+from rollout.core.states import CANARY_ONLY, STABLE_ONLY, PauseReason, Phase, Weights
 from rollout.core.ticking import Tick, fmt, rollback
-from rollout.policy.models import TimeoutAction
+from rollout.core.verdicts import Verdict, VerdictKind
+from rollout.policy.models import TimeoutAction, UnavailableAction
 
 
-def advance(t: Tick) -> None:
-    """Walk through every step that is satisfied now; stop at the first that is not."""
+def advance(t: Tick, *, failed_now: bool = False) -> None:
+    """Walk through every step that is satisfied now; stop at the first that is not.
+
+    ``failed_now``: a check failed on this tick; then no weight goes up on it, whatever asks.
+    """
     for _ in range(len(t.spec.steps) + 2):
         phase = t.state.phase
         if phase is Phase.ROLLING_BACK:
-            _finish_rollback(t)
+            finish_rollback(t)
             return
         if phase is Phase.PROMOTING:
+            if failed_now and t.state.desired != CANARY_ONLY:
+                t.say("not promoting on a tick whose check failed")
+                return
             _finish_promotion(t)
             return
-        if phase is Phase.PAUSED and t.state.pause_reason != PAUSE_STEP:
-            t.say(f"paused: {t.state.pause_reason}")
+        if phase is Phase.PAUSED and t.state.pause_reason is not PauseReason.STEP:
+            t.say(f"paused: {t.state.pause_detail or t.state.message}")
             return
         if t.state.step >= len(t.spec.steps):
             if not _may_promote(t):
                 return
-            t.set(phase=Phase.PROMOTING, message="all steps passed; promoting")
+            t.state = replace(t.state, phase=Phase.PROMOTING, message="all steps passed; promoting")
             continue
-        if not _step_done(t):
+        if not _step_done(t, failed_now=failed_now):
             return
         _next_step(t)
 
 
+def check_deadline(t: Tick) -> None:
+    """The progress deadline, for ticks on which the run cannot advance (route unreadable...)."""
+    started = t.state.step_started_at
+    if t.state.phase is not Phase.PROGRESSING or started is None:
+        return
+    if t.now - started >= t.spec.progress_deadline:
+        _deadline(t, t.state.message or "the route could not be read")
+
+
+def current_verdict(t: Tick) -> Verdict | None:
+    """The verdict given at the current step, if any."""
+    return t.state.verdict if t.state.verdict_step == t.state.step else None
+
+
+def _count(t: Tick) -> str:
+    return f"step {t.state.number}/{len(t.spec.steps)}"
+
+
 def _next_step(t: Tick) -> None:
-    t.set(
-        step=t.state.step + 1,
+    following = t.state.step + 1
+    keep_clock = following < len(t.spec.steps) and t.spec.steps[following].set_weight is None
+    same_weight = (
+        following < len(t.spec.steps)
+        and t.spec.steps[following].set_weight is not None
+        and Weights.of_canary(t.spec.steps[following].set_weight or 0) == t.state.desired
+    )
+    t.state = replace(
+        t.state,
+        step=following,
         step_started_at=t.now,
+        weight_since=t.state.weight_since if keep_clock else (t.now if same_weight else None),
         phase=Phase.PROGRESSING,
-        pause_reason="",
+        pause_reason=None,
+        pause_detail="",
         approved_by="",
         approval_requested_at=None,
     )
 
 
-def _step_done(t: Tick) -> bool:
+def _step_done(t: Tick, *, failed_now: bool) -> bool:
     step = t.spec.steps[t.state.step]
-    elapsed = t.now - (t.state.step_started_at or t.now)
     if step.set_weight is not None:
-        target = Weights.of_canary(step.set_weight)
-        if target == CANARY_ONLY and t.state.weights.canary > 0 and not _may_promote(t):
-            return False  # all traffic to the canary is a promotion: never on missing data
-        if t.failed_now and target.canary > t.state.weights.canary:
-            return False  # never raise the canary in the interval a check failed
-        if t.state.weights != target:
-            t.move(target, WeightPurpose.STEP, f"step {t.state.step + 1}: setWeight {step.set_weight}")
-            t.set(
-                step_started_at=t.now,
-                phase=Phase.PROGRESSING,
-                message=f"step {t.state.step + 1}: canary at {step.set_weight}%",
-            )
-            t.notify(f"step-{t.state.step}", "rollout.step", Level.INFO, t.state.message)
-            t.say(t.state.message)
-            return False
-        return _weight_step_passed(t, elapsed)
+        return _weight_step_done(t, step.set_weight, failed_now=failed_now)
     if step.pause is not None:
         duration = step.pause.duration
-        if duration is not None and elapsed >= duration:
+        started = t.state.step_started_at or t.now
+        if duration is not None and t.now - started >= duration:
+            t.say(f"{_count(t)}: pause of {fmt(duration)} over")
             return True
-        until = f"until {(t.state.step_started_at or t.now) + duration:%H:%M:%S}" if duration else "until resumed"
-        t.set(phase=Phase.PAUSED, pause_reason=PAUSE_STEP, message=f"step {t.state.step + 1}: paused {until}")
+        until = f"until {started + duration:%H:%M:%S}" if duration is not None else "until `rollout resume`"
+        t.pause(PauseReason.STEP, until, f"{_count(t)}: paused {until}")
         t.say(t.state.message)
         return False
     return _approval_granted(t)
 
 
-def _weight_step_passed(t: Tick, elapsed: timedelta) -> bool:
-    verdict = t.state.verdict
-    judged_here = t.state.last_judged_at is not None and t.state.last_judged_at > (t.state.step_started_at or t.now)
-    passed = verdict is not None and verdict.kind is VerdictKind.PASS and judged_here
-    long_enough = elapsed >= t.spec.analysis.effective_step_duration
-    if passed and verdict is not None and (long_enough or verdict.conclusive):
-        t.say(f"step {t.state.step + 1} passed after {fmt(elapsed)}")
-        return True
-    if t.state.weights.canary == 0:
-        return long_enough  # nothing to judge at 0%: the step is a wait
-    if elapsed >= t.spec.progress_deadline:
-        why = verdict.summary if verdict else "no verdict yet"
-        t.set(
-            phase=Phase.PAUSED,
-            pause_reason=f"progress deadline: step {t.state.step + 1} had no passing "
-            f"verdict within {fmt(t.spec.progress_deadline)}",
-            message=f"paused: no passing verdict within progressDeadline {fmt(t.spec.progress_deadline)}; last: {why}",
+def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
+    target = Weights.of_canary(weight)
+    if t.state.desired != target:
+        if failed_now and target.canary > t.state.desired.canary:
+            return False  # never raise the canary on a tick whose check failed
+        if target == CANARY_ONLY and t.state.desired.canary > 0 and not _may_promote(t):
+            return False  # all traffic to the canary is a promotion: never on missing data
+        t.move(target, WeightPurpose.STEP, f"{_count(t)}: setWeight {weight}")
+        t.state = replace(
+            t.state, weight_since=None, phase=Phase.PROGRESSING, message=f"{_count(t)}: canary to {weight}%"
         )
-        t.notify(f"deadline-{t.state.step}", "rollout.deadline", Level.WARNING, t.state.message)
+        t.notify(f"step-{t.state.step}", "rollout.step", Level.INFO, t.state.message)
         t.say(t.state.message)
         return False
-    if not t.holding:
-        t.set(
-            message=f"step {t.state.step + 1}: canary at {t.state.weights.canary}%, "
-            f"{'judging' if verdict is None else verdict.kind.value}: "
-            f"{verdict.summary if verdict else 'waiting for the first interval'}"
+    since = t.state.weight_since
+    if since is None:
+        return False  # written, not yet seen on the route
+    at_weight, minimum = t.now - since, t.spec.analysis.effective_step_duration
+    verdict = current_verdict(t)
+    if weight == 0:
+        if at_weight >= minimum:
+            return True
+        t.set_message(f"{_count(t)}: canary at 0% for {fmt(at_weight)} of {fmt(minimum)} (nothing to judge)")
+        return False
+    if verdict is not None and verdict.kind is VerdictKind.PASS and at_weight >= minimum:
+        t.state = replace(t.state, promotable=verdict.enough_data)
+        t.say(f"{_count(t)} passed after {fmt(at_weight)} at {weight}%")
+        t.notify(
+            f"passed-{t.state.step}",
+            "rollout.step-passed",
+            Level.INFO,
+            f"{_count(t)} passed at {weight}%: {verdict.summary}",
         )
+        return True
+    started = t.state.step_started_at or t.now
+    if t.now - started >= t.spec.progress_deadline:
+        _deadline(t, verdict.summary if verdict else "no verdict yet")
+        return False
+    judged = verdict.summary if verdict else "waiting for the first interval at this weight"
+    if t.state.phase is Phase.PROGRESSING and not t.state.message.startswith("holding"):
+        t.set_message(f"{_count(t)}: canary at {weight}% for {fmt(at_weight)} (at least {fmt(minimum)}); {judged}")
     return False
+
+
+def _deadline(t: Tick, last: str) -> None:
+    deadline = fmt(t.spec.progress_deadline)
+    t.pause(
+        PauseReason.DEADLINE,
+        f"{_count(t)} had no passing verdict within progressDeadline {deadline}",
+        f"paused: {_count(t)} had no passing verdict within progressDeadline {deadline}; last: {last}",
+    )
+    t.notify(f"deadline-{t.state.step}", "rollout.deadline", Level.WARNING, t.state.message)
+    t.say(t.state.message)
 
 
 def _approval_granted(t: Tick) -> bool:
@@ -133,32 +175,32 @@ def _approval_granted(t: Tick) -> bool:
         text = (
             step.approval.message
             if step.approval and step.approval.message
-            else f"approve step {t.state.step + 1} of {t.policy.key}? canary {t.spec.canary} at "
-            f"{t.state.weights.canary}%"
+            else f"approve {_count(t)} of {t.policy.key}? canary {t.spec.canary} at {t.state.desired.canary}%"
         )
         t.actions.append(
             RequestApproval(
                 key=approval_key(t.state),
-                step=t.state.step,
+                number=t.state.number,
                 message=text,
                 approvers=tuple(approvals.slack.approvers) if approvals.slack else (),
                 channel=approvals.slack.channel if approvals.slack else None,
             )
         )
-    t.set(
+    timeout_at = requested + approvals.timeout
+    t.state = replace(
+        t.state,
         phase=Phase.AWAITING_APPROVAL,
         approval_requested_at=requested,
-        message=f"step {t.state.step + 1}: waiting for approval (times out at "
-        f"{requested + approvals.timeout:%H:%M:%S})",
+        message=f"{_count(t)}: waiting for approval (times out at {timeout_at:%H:%M:%S})",
     )
-    if t.now - requested >= approvals.timeout:
+    if t.now >= timeout_at:
         if approvals.on_timeout is TimeoutAction.ROLLBACK:
             rollback(t, f"approval timed out after {fmt(approvals.timeout)}")
         else:
-            t.set(
-                phase=Phase.PAUSED,
-                pause_reason=f"approval timed out after {fmt(approvals.timeout)}",
-                message=f"paused: approval timed out after {fmt(approvals.timeout)}; approve to go on",
+            t.pause(
+                PauseReason.APPROVAL_TIMEOUT,
+                f"approval of {_count(t)} timed out after {fmt(approvals.timeout)}",
+                f"paused: approval timed out after {fmt(approvals.timeout)}; `rollout approve` to go on",
             )
             t.notify(f"approval-timeout-{t.state.step}", "rollout.approval-timeout", Level.WARNING, t.state.message)
     t.say(t.state.message)
@@ -167,11 +209,12 @@ def _approval_granted(t: Tick) -> bool:
 
 def _may_promote(t: Tick) -> bool:
     verdict = t.state.verdict
-    if verdict is not None and verdict.kind is VerdictKind.PASS and verdict.enough_data:
+    if t.state.promotable or (verdict is not None and verdict.kind is VerdictKind.PASS and verdict.enough_data):
         return True
-    t.set(
+    t.state = replace(
+        t.state,
         phase=Phase.PROGRESSING,
-        message="all steps done; holding until a judgement passes with enough data: "
+        message="holding before promotion until a judgement passes with enough data: "
         + (verdict.summary if verdict else "no verdict yet"),
     )
     t.say(t.state.message)
@@ -179,34 +222,41 @@ def _may_promote(t: Tick) -> bool:
 
 
 def _finish_promotion(t: Tick) -> None:
-    if t.state.weights != CANARY_ONLY:
-        if t.failed_now:
-            return  # never raise the canary in the interval a check failed
-        t.move(CANARY_ONLY, WeightPurpose.PROMOTE, "promote: canary to 100%")
-        t.say("promoting: canary to 100%")
+    if t.state.desired != CANARY_ONLY or t.state.observed != CANARY_ONLY:
+        if t.state.desired != CANARY_ONLY:
+            t.move(CANARY_ONLY, WeightPurpose.PROMOTE, "promote: canary to 100%")
+            t.say("promoting: canary to 100%")
         return
-    t.set(
+    t.state = replace(
+        t.state,
         phase=Phase.PROMOTED,
-        message=f"promoted {t.spec.canary}",
+        message=f"promoted {t.state.canary_backend or t.spec.canary}",
         end_reason=t.state.end_reason or "every step passed",
     )
     t.notify(
         "promoted",
         "rollout.promoted",
         Level.SUCCESS,
-        f"{t.policy.key}: {t.spec.canary} promoted ({t.state.end_reason})",
+        f"{t.policy.key}: {t.state.canary_backend or t.spec.canary} promoted ({t.state.end_reason})",
     )
 
 
-def _finish_rollback(t: Tick) -> None:
-    if t.obs.weights != STABLE_ONLY or t.state.weights != STABLE_ONLY:
+def finish_rollback(t: Tick) -> None:
+    """Stable to 100%, unconditionally and as often as needed; RolledBack (or Aborted) once it is."""
+    if t.state.observed != STABLE_ONLY:
         t.move(STABLE_ONLY, WeightPurpose.ROLLBACK, f"rollback: {t.state.end_reason}", check=False)
         t.say(f"rolling back to {STABLE_ONLY}")
         return
     aborted = bool(t.state.aborted_by)
     phase = Phase.ABORTED if aborted else Phase.ROLLED_BACK
     stable = t.state.stable_backend or t.spec.stable
-    t.set(phase=phase, message=f"{phase.value}: stable {stable} at 100%: {t.state.end_reason}")
+    t.state = replace(
+        t.state,
+        phase=phase,
+        desired=STABLE_ONLY,
+        pending=None,
+        message=f"{phase.value}: stable {stable} at 100%: {t.state.end_reason}",
+    )
     t.notify(
         "ended",
         "rollout.aborted" if aborted else "rollout.rolled-back",
@@ -216,12 +266,23 @@ def _finish_rollback(t: Tick) -> None:
 
 
 def next_tick(t: Tick) -> datetime:
-    at = t.now + t.spec.analysis.interval
-    started = t.state.step_started_at or t.now
-    if t.state.step < len(t.spec.steps):
-        step = t.spec.steps[t.state.step]
+    """When the engine next needs a tick: the next analysis interval or an earlier timer."""
+    s, now = t.state, t.now
+    if s.pending is not None:
+        return now  # see our write land as soon as possible
+    candidates = [now + t.spec.analysis.interval]
+    started = s.step_started_at or now
+    if s.step < len(t.spec.steps) and s.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL):
+        step = t.spec.steps[s.step]
+        if step.set_weight is not None and s.weight_since is not None:
+            candidates.append(s.weight_since + t.spec.analysis.effective_step_duration)
         if step.pause is not None and step.pause.duration is not None:
-            at = min(at, max(t.now, started + step.pause.duration))
-    if t.state.approval_requested_at is not None and t.state.phase is Phase.AWAITING_APPROVAL:
-        at = min(at, max(t.now, t.state.approval_requested_at + t.spec.approvals.timeout))
-    return at
+            candidates.append(started + step.pause.duration)
+        if s.approval_requested_at is not None and s.phase is Phase.AWAITING_APPROVAL:
+            candidates.append(s.approval_requested_at + t.spec.approvals.timeout)
+        if s.phase is Phase.PROGRESSING:
+            candidates.append(started + t.spec.progress_deadline)
+    unavailable = t.spec.analysis.unavailable
+    if s.unavailable_since is not None and unavailable.action is UnavailableAction.ROLLBACK:
+        candidates.append(s.unavailable_since + unavailable.after)
+    return min(c for c in candidates if c > now)

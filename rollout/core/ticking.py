@@ -1,7 +1,9 @@
 """The scratchpad of one ``decide`` call and the Decision it returns.
 
-Owns ``Tick`` (the policy, the state being built, the actions collected and the reasons said; it
-never escapes ``decide``), ``Decision``, and the helpers every part of the engine shares. Pure.
+Owns ``Tick`` (the policy, the state being built, the actions collected, the command results and
+the reasons said; it never escapes ``decide``), ``Decision``, and the moves every part of the
+engine shares: moving weights, pausing, rolling back, notifying once. State changes go through
+``dataclasses.replace`` on the frozen ``RolloutState``, so mypy checks every field. Pure.
 """
 
 from __future__ import annotations
@@ -9,31 +11,31 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from rollout.core.actions import (
-    Action,
-    Level,
-    Notify,
-    SetWeights,
-    WeightPurpose,
-)
+from rollout.core.actions import Action, Level, Notify, SetWeights, WeightPurpose
 from rollout.core.states import (
+    CommandResult,
     Observations,
+    PauseReason,
+    PendingWrite,
     Phase,
     RolloutState,
     Weights,
 )
 from rollout.policy.models import Rollout
+from rollout.policy.quantities import format_duration
 
 _KEEP_KEYS = 200
 
 
 @dataclass(frozen=True)
 class Decision:
-    """The new state to persist, the actions to execute after persisting it, and why (one line)."""
+    """The new state to persist, the actions to execute after persisting it, what became of each
+    operator command, and why (one line)."""
 
     state: RolloutState
     actions: tuple[Action, ...]
     reason: str
+    commands: tuple[CommandResult, ...] = ()
 
     @property
     def weight_changes(self) -> tuple[SetWeights, ...]:
@@ -48,36 +50,48 @@ class Tick:
         self.state = state
         self.actions: list[Action] = []
         self.reasons: list[str] = []
-        self.failed_now = False  # a check failed in this tick: no weight goes up in it
-        self.holding = False  # _judge explained a hold (metrics unavailable, broken query): keep that message
-
-    @property
-    def live(self) -> Weights | None:
-        return self.obs.weights
-
-    def set(self, **changes: object) -> None:
-        self.state = replace(self.state, **changes)  # type: ignore[arg-type]
+        self.results: list[CommandResult] = []
 
     def say(self, reason: str) -> None:
         self.reasons.append(reason)
 
     def notify(self, key: str, event: str, level: Level, message: str) -> None:
+        """Send ``message`` once per run (``key`` is remembered in the state)."""
         if key in self.state.notified:
             return
         self.actions.append(Notify(key=key, event=event, level=level, message=message, verdict=self.state.verdict))
-        self.set(notified=(*self.state.notified, key)[-_KEEP_KEYS:])
+        self.state = replace(self.state, notified=(*self.state.notified, key)[-_KEEP_KEYS:])
 
     def move(self, target: Weights, purpose: WeightPurpose, reason: str, *, check: bool = True) -> None:
-        current = self.state.weights
+        """Ask for ``target`` on the route; the write stays pending until the route is seen carrying it."""
+        before = self.state.observed or self.state.desired
+        attempts = 1
+        if self.state.pending is not None and self.state.pending.target == target:
+            attempts = self.state.pending.attempts + 1
+            before = self.state.pending.before
         self.actions.append(
-            SetWeights(target=target, expected=current if check else None, purpose=purpose, reason=reason)
+            SetWeights(target=target, expected=self.state.observed if check else None, purpose=purpose, reason=reason)
         )
-        self.set(weights=target, prior_weights=current)
+        self.state = replace(
+            self.state,
+            desired=target,
+            pending=PendingWrite(target=target, before=before, decided_at=self.now, attempts=attempts),
+        )
+
+    def pause(self, reason: PauseReason, detail: str, message: str) -> None:
+        self.state = replace(self.state, phase=Phase.PAUSED, pause_reason=reason, pause_detail=detail, message=message)
+
+    def set_message(self, message: str) -> None:
+        self.state = replace(self.state, message=message)
 
 
 def rollback(t: Tick, reason: str, detail: str = "") -> None:
-    t.set(
+    """Start rolling back (stable to 100%); the write happens in ``stepping``."""
+    t.state = replace(
+        t.state,
         phase=Phase.ROLLING_BACK,
+        pause_reason=None,
+        pause_detail="",
         end_reason=f"{reason}; last: {detail}" if detail else reason,
         message=f"rolling back: {reason}",
     )
@@ -85,9 +99,5 @@ def rollback(t: Tick, reason: str, detail: str = "") -> None:
 
 
 def fmt(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    if seconds < 120:
-        return f"{seconds}s"
-    if seconds < 7200:
-        return f"{seconds // 60}m{seconds % 60:02d}s"
-    return f"{seconds // 3600}h{seconds % 3600 // 60:02d}m"
+    """A duration as people read it, in the policy language (``1m30s``)."""
+    return format_duration(timedelta(seconds=round(delta.total_seconds())))

@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import ClassVar
+
+from pydantic import ConfigDict
 
 from rollout.core.readings import ArmCounts
+from rollout.core.serialized import CAMEL_CASE
 
 
 class VerdictKind(StrEnum):
@@ -28,6 +32,8 @@ class Check:
     ratio that counts as a regression; for an absolute or threshold test the canary's rate (or the
     metric's value) and the SLO (or bound).
     """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     name: str
     verdict: VerdictKind
@@ -54,6 +60,8 @@ class Verdict:
     crossed its fail boundary, or ``failureLimit`` failed intervals). ``canary``/``stable``: what
     the current step's verdict rests on (requests served at the step's weight).
     """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
     kind: VerdictKind
     checks: tuple[Check, ...]

@@ -1,4 +1,5 @@
-"""Builders shared by the core tests: policies from short dicts, samples, commands, a tick driver."""
+"""Builders shared by the core tests: policies from short dicts, commands, and a Driver that runs
+decide() against an in-memory route and exact counters, on a clock that follows ScheduleNext."""
 
 from __future__ import annotations
 
@@ -7,27 +8,29 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollout.core.actions import Action, SetWeights
+from rollout.core.actions import Action, ScheduleNext, SetWeights
 from rollout.core.engine import Decision, decide
+from rollout.core.readings import Outcome, Reading, TargetCounters
 from rollout.core.states import (
-    ArmCounts,
+    STABLE_ONLY,
     Command,
     CommandKind,
-    MetricsSample,
     Observations,
-    Outcome,
     RolloutState,
+    RouteProblem,
     Weights,
 )
 from rollout.policy.models import Rollout
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+MIN_TICK = timedelta(seconds=1)
 
 
 def policy(
     steps: list[dict[str, Any]] | None = None,
     judge: str = "threshold",
     approvals: dict[str, Any] | None = None,
+    deadline: str = "30m",
     **analysis: Any,
 ) -> Rollout:
     spec: dict[str, Any] = {
@@ -44,71 +47,127 @@ def policy(
             **analysis,
         },
         "approvals": approvals or {},
+        "progressDeadline": deadline,
     }
     return Rollout.model_validate(
         {"apiVersion": "delivery.rollout.dev/v1alpha1", "kind": "Rollout", "metadata": {"name": "r"}, "spec": spec}
     )
 
 
-def healthy(requests: float = 1000) -> MetricsSample:
-    return MetricsSample(
-        outcome=Outcome.OK,
-        canary=ArmCounts(requests, 0, 0),
-        stable=ArmCounts(requests * 9, requests * 9 * 0.001, 0),
-        window_seconds=30,
-    )
+def command(kind: CommandKind, at: datetime, n: int = 0, by: str = "alice", **extra: Any) -> Command:
+    return Command(kind=kind, by=by, at=at, id=f"{kind.value}-{n}-{at.timestamp()}", **extra)
 
 
-def failing(requests: float = 1000, error_ratio: float = 0.2) -> MetricsSample:
-    return MetricsSample(
-        outcome=Outcome.OK,
-        canary=ArmCounts(requests, requests * error_ratio, 0),
-        stable=ArmCounts(requests * 9, requests * 9 * 0.001, 0),
-        window_seconds=30,
-    )
+@dataclass
+class Traffic:
+    """Exact (expected-value) traffic: ``rps`` split by the live weights, per-arm error and slow rates."""
 
-
-def missing(outcome: Outcome = Outcome.NO_DATA) -> MetricsSample:
-    return MetricsSample(outcome=outcome, detail=f"simulated {outcome.value}")
-
-
-def command(kind: CommandKind, at: datetime, n: int = 0, by: str = "alice") -> Command:
-    return Command(kind=kind, by=by, at=at, id=f"{kind.value}-{n}-{at.timestamp()}")
+    rps: float = 100.0
+    canary_errors: float = 0.0
+    stable_errors: float = 0.001
+    canary_slow: float = 0.0
+    stable_slow: float = 0.0
+    canary_errors_at_or_above: dict[int, float] = field(default_factory=dict)  # weight -> error rate
 
 
 @dataclass
 class Driver:
-    """Runs decide() tick after tick, applying SetWeights to an in-memory route like the runtime does."""
+    """Runs decide() tick after tick like the runtime: reads the route and the counters, decides,
+    applies SetWeights to the route, and sleeps until ScheduleNext (at least ``MIN_TICK``)."""
 
     policy: Rollout
     state: RolloutState = field(default_factory=RolloutState)
-    live: Weights = Weights(canary=0, stable=100)
+    live: Weights = STABLE_ONLY
     now: datetime = T0
+    traffic: Traffic = field(default_factory=Traffic)
+    metrics: Outcome | None = Outcome.OK  # None: no reading at all on a tick
+    route_problem: RouteProblem | None = None  # set: the route cannot be read
+    write_problem: RouteProblem | None = None  # set: every write fails with it
     decisions: list[Decision] = field(default_factory=list)
+    times: list[datetime] = field(default_factory=list)  # when each decision was taken
+    visited: list[int] = field(default_factory=list)  # canary weights the route carried, in order
+    _counters: dict[str, TargetCounters] = field(default_factory=dict)
+    _last_problem: RouteProblem | None = None
+    last_observations: Observations = field(default_factory=Observations)
 
-    def tick(
-        self,
-        sample: MetricsSample | None = None,
-        commands: Iterable[Command] = (),
-        advance: timedelta = timedelta(seconds=30),
-        apply: bool = True,
-    ) -> Decision:
-        obs = Observations(weights=self.live, metrics=sample, commands=tuple(commands))
+    def __post_init__(self) -> None:
+        self._counters = {arm: TargetCounters(0.0, 0.0, T0.timestamp()) for arm in ("canary", "stable")}
+        self.visited = [self.live.canary]
+
+    def _advance_traffic(self) -> None:
+        for arm in ("canary", "stable"):
+            old = self._counters[arm]
+            seconds = self.now.timestamp() - old.at
+            share = (self.live.canary if arm == "canary" else self.live.stable) / 100
+            requests = self.traffic.rps * share * seconds
+            rate = self.traffic.canary_errors if arm == "canary" else self.traffic.stable_errors
+            if arm == "canary":
+                for weight, bad in sorted(self.traffic.canary_errors_at_or_above.items()):
+                    if self.live.canary >= weight:
+                        rate = bad
+            slow = self.traffic.canary_slow if arm == "canary" else self.traffic.stable_slow
+            self._counters[arm] = TargetCounters(
+                old.requests + requests,
+                old.errors + requests * rate,
+                self.now.timestamp(),
+                old.slow + requests * slow,
+                old.slow_above + requests * slow,
+            )
+
+    def reading(self) -> Reading | None:
+        self._advance_traffic()
+        if self.metrics is None:
+            return None
+        if self.metrics not in (Outcome.OK, Outcome.PARTIAL):
+            return Reading(outcome=self.metrics, taken_at=self.now, detail=f"simulated {self.metrics.value}")
+        return Reading(
+            outcome=Outcome.OK,
+            taken_at=self.now,
+            canary={"gw": self._counters["canary"]},
+            stable={"gw": self._counters["stable"]},
+        )
+
+    def tick(self, commands: Iterable[Command] = (), advance: timedelta | None = None) -> Decision:
+        obs = Observations(
+            route=None if self.route_problem else self.live,
+            route_problem=self.route_problem,
+            write_problem=self._last_problem,
+            reading=self.reading(),
+            commands=tuple(commands),
+        )
+        self.last_observations = obs
         decision = decide(self.policy, self.state, obs, self.now)
         self.decisions.append(decision)
+        self.times.append(self.now)
         self.state = decision.state
-        if apply:
-            for action in decision.actions:
-                if isinstance(action, SetWeights):
+        self._last_problem = None
+        for action in decision.actions:
+            if isinstance(action, SetWeights):
+                if self.write_problem is not None:
+                    self._last_problem = self.write_problem
+                elif action.expected is None or action.expected == self.live:
                     self.live = action.target
+                    if self.visited[-1] != self.live.canary:
+                        self.visited.append(self.live.canary)
+        if advance is None:
+            nexts = [a.at for a in decision.actions if isinstance(a, ScheduleNext)]
+            target = nexts[0] if nexts else self.now + self.policy.spec.analysis.interval
+            advance = max(target - self.now, MIN_TICK)
         self.now += advance
         return decision
 
-    def run(self, sample: MetricsSample, ticks: int) -> Decision:
-        decision = self.tick(sample)
-        for _ in range(ticks - 1):
-            decision = self.tick(sample)
-        return decision
+    def edit(self, weights: Weights) -> None:
+        """Someone else changes the route (kubectl)."""
+        self.live = weights
+        self.visited.append(weights.canary)
+
+    def until(self, predicate: Any, limit: int = 500) -> Decision:
+        """Tick until ``predicate(driver)`` holds (or fail after ``limit`` ticks)."""
+        for _ in range(limit):
+            decision = self.tick()
+            if predicate(self):
+                return decision
+        raise AssertionError(f"not reached after {limit} ticks: {self.state.phase} {self.state.message}")
 
 
 def weight_actions(actions: Iterable[Action]) -> list[SetWeights]:

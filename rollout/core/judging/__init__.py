@@ -1,40 +1,76 @@
-"""Judges: turn one interval's metrics into a Verdict with its numbers. Pure; the engine picks the
-judge the policy names (``analysis.judge``) through ``judge``.
+"""Judges: turn the evidence of a tick into a Verdict with its numbers (see ``base.JudgeInput``).
 
-The sequential judge accumulates evidence interval after interval, so it must see each request
-once. When ``analysis.window`` is longer than ``analysis.interval`` consecutive windows overlap;
-``new_part`` keeps the share ``interval / window`` of each window's counts, the expected number
-of requests that arrived since the previous judgement (without it, a window three intervals long
-would count every request three times and inflate the evidence threefold).
+This is the engine's provisional judge while the sequential judge is rewritten: it holds the
+current step's at-weight counts against the SLOs (threshold style) for both ``judge`` kinds.
 """
 
 from __future__ import annotations
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
+from typing import ClassVar
 
-from rollout.core.judging.sequential import judge_sequential
-from rollout.core.judging.threshold import judge_threshold
-from rollout.core.states import ArmCounts, JudgeMemory, MetricsSample, Verdict
-from rollout.policy.models import Analysis, JudgeKind
+from pydantic import ConfigDict
+from pydantic.alias_generators import to_camel
 
+from rollout.core.judging.base import JudgeInput
+from rollout.core.readings import NOTHING, ArmCounts, Outcome
+from rollout.core.verdicts import Check, Verdict, VerdictKind
+from rollout.policy.models import Analysis, NoDataPolicy
 
-def judge(
-    analysis: Analysis, memory: JudgeMemory, sample: MetricsSample, canary_share: float
-) -> tuple[Verdict, JudgeMemory]:
-    """Judge one interval with the judge the policy asks for."""
-    if analysis.judge is JudgeKind.SEQUENTIAL:
-        return judge_sequential(analysis, memory, new_part(analysis, sample), canary_share)
-    return judge_threshold(analysis, memory, sample, canary_share)
+_CAMEL: ConfigDict = ConfigDict(alias_generator=to_camel, populate_by_name=True)
 
 
-def new_part(analysis: Analysis, sample: MetricsSample) -> MetricsSample:
-    """The counts of ``sample`` that are new since the previous interval (all of them when the
-    window is not longer than the interval)."""
-    share = analysis.interval / analysis.effective_window
-    if share >= 1:
-        return sample
+@dataclass(frozen=True)
+class JudgeMemory:
+    """What the judge carries between ticks: the current step's at-weight counts and failed checks."""
 
-    def scaled(arm: ArmCounts | None) -> ArmCounts | None:
-        return None if arm is None else ArmCounts(arm.requests * share, arm.errors * share, arm.slow * share)
+    __pydantic_config__: ClassVar[ConfigDict] = _CAMEL
+    step: int = -1
+    canary: ArmCounts = NOTHING
+    stable: ArmCounts = NOTHING
+    failures: int = 0
 
-    return replace(sample, canary=scaled(sample.canary), stable=scaled(sample.stable))
+
+def judge(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -> tuple[Verdict, JudgeMemory]:
+    if inp.new_step or memory.step != inp.step:
+        memory = replace(memory, step=inp.step, canary=NOTHING, stable=NOTHING)
+    if inp.interval is None:
+        return _no_data(analysis, memory, inp.reason or inp.outcome.value)
+    if inp.at_weight:
+        memory = replace(memory, canary=memory.canary + inp.interval.canary, stable=memory.stable + inp.interval.stable)
+    canary = memory.canary
+    if canary.requests <= 0 and inp.at_weight and inp.outcome is Outcome.OK:
+        return _no_data(analysis, memory, "the canary served no requests")
+    if canary.requests < analysis.min_requests:
+        summary = f"hold: {canary.requests:.0f} of {analysis.min_requests} canary requests at this step"
+        return Verdict(VerdictKind.HOLD, (), False, summary, canary=canary, stable=memory.stable), memory
+    checks = []
+    if analysis.slos.error_rate is not None:
+        rate, limit = canary.errors / canary.requests, analysis.slos.error_rate.max
+        checks.append(Check("errorRate", VerdictKind.FAIL if rate > limit else VerdictKind.PASS, rate, limit))
+    if analysis.slos.latency is not None:
+        rate, limit = canary.slow / canary.requests, analysis.slos.latency.max_slow_share
+        checks.append(Check("latency", VerdictKind.FAIL if rate > limit else VerdictKind.PASS, rate, limit))
+    failed = [c.name for c in checks if c.verdict is VerdictKind.FAIL]
+    if failed:
+        memory = replace(memory, failures=memory.failures + 1)
+        rollback = memory.failures >= analysis.failure_limit
+        summary = f"fail: {', '.join(failed)} over the limit ({memory.failures}/{analysis.failure_limit})"
+        verdict = Verdict(VerdictKind.FAIL, tuple(checks), True, summary, rollback, canary, memory.stable)
+        return verdict, memory
+    summary = "pass: the canary is within bounds"
+    return Verdict(VerdictKind.PASS, tuple(checks), True, summary, False, canary, memory.stable), memory
+
+
+def _no_data(analysis: Analysis, memory: JudgeMemory, why: str) -> tuple[Verdict, JudgeMemory]:
+    if analysis.no_data is NoDataPolicy.PASS:
+        return Verdict(VerdictKind.PASS, (), False, f"pass (noData: pass): {why}"), memory
+    if analysis.no_data is NoDataPolicy.FAIL:
+        memory = replace(memory, failures=memory.failures + 1)
+        rollback = memory.failures >= analysis.failure_limit
+        summary = f"fail (noData: fail): {why} ({memory.failures}/{analysis.failure_limit})"
+        return Verdict(VerdictKind.FAIL, (), False, summary, rollback), memory
+    return Verdict(VerdictKind.HOLD, (), False, f"hold: {why}"), memory
+
+
+__all__ = ["JudgeInput", "JudgeMemory", "judge"]

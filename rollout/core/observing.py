@@ -1,0 +1,117 @@
+"""The route as observed on a tick: our write landed, did not land, failed, or someone else moved it.
+
+Owns the rules that keep status truthful and never stomp on a person's edit:
+
+- the route carries what rollout wants: any pending write is confirmed and the step's weight
+  clock starts (``weight_since``);
+- a write is *pending* from the decision that asked for it until the route is seen carrying it;
+  only while it is pending does a route still at the weights it had before mean "our write did
+  not land" (re-applied, or reported once and paused when the adapter says retrying cannot help);
+- anything else is drift, in whatever direction (canary taken out by hand, back to the previous
+  step, beyond the plan): the run pauses and says so, and the weights are not touched until
+  ``rollout resume`` (restore rollout's weights) or ``rollout abort`` (stable 100%);
+- a route that cannot be read holds the run (and pauses it once when the reason is permanent).
+
+Pure; called by ``engine.decide``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from rollout.core.actions import Level, WeightPurpose
+from rollout.core.states import PauseReason, Phase, ProblemKind, RouteProblem
+from rollout.core.ticking import Tick
+
+MAX_REAPPLY = 5  # re-applications of one lost write before the run pauses and says why
+
+
+def observe_route(t: Tick) -> bool:
+    """Record what the route carries; True when it carries what rollout wants (the run may go on)."""
+    live = t.obs.route
+    if live is None:
+        problem = t.obs.route_problem or RouteProblem(ProblemKind.UNAVAILABLE, "the route could not be read")
+        report_problem(t, problem, reading=True)
+        return False
+    t.state = replace(t.state, observed=live)
+    if t.state.phase is Phase.ROLLING_BACK:
+        return True  # rollback writes unconditionally (stepping)
+    pending = t.state.pending
+    if live == t.state.desired:
+        if pending is not None or t.state.route_problem is not None:
+            t.state = replace(t.state, pending=None, route_problem=None, route_problem_since=None)
+        if t.state.weight_since is None:
+            t.state = replace(t.state, weight_since=t.now)
+        return True
+    if pending is not None and live == pending.before:
+        _not_landed(t)
+        return False
+    _drift(t)
+    return False
+
+
+def report_problem(t: Tick, problem: RouteProblem, *, reading: bool) -> None:
+    """Record ``problem`` (a condition in status); pause once when retrying cannot fix it."""
+    first = t.state.route_problem != problem
+    t.state = replace(
+        t.state,
+        route_problem=problem,
+        route_problem_since=t.state.route_problem_since if not first else t.now,
+    )
+    verb = "read" if reading else "write"
+    message = f"cannot {verb} the route: {problem.message}"
+    if problem.kind.permanent and t.state.phase in (Phase.PROGRESSING, Phase.AWAITING_APPROVAL, Phase.PROMOTING):
+        t.pause(
+            PauseReason.ROUTE_ERROR,
+            f"{problem.kind.value}: {problem.message}",
+            f"paused: {message}; fix it, then `rollout resume` (or `rollout abort`)",
+        )
+        t.notify(f"route-{problem.kind.value}-{t.state.step}", "rollout.route-error", Level.WARNING, t.state.message)
+    elif t.state.phase is not Phase.PAUSED:
+        t.set_message(f"holding: {message}")
+    t.say(message)
+
+
+def _not_landed(t: Tick) -> None:
+    pending = t.state.pending
+    assert pending is not None
+    failure = t.obs.write_problem
+    if failure is not None and failure.kind.permanent:
+        report_problem(t, failure, reading=False)
+        return
+    if t.state.phase is Phase.PAUSED:
+        return  # paused (by a person or a problem): nothing is written until resumed
+    if pending.attempts >= MAX_REAPPLY:
+        detail = failure.message if failure is not None else "the route kept its old weights"
+        problem = RouteProblem(
+            failure.kind if failure is not None else ProblemKind.CONFLICT,
+            f"rollout's write of {pending.target} did not land after {pending.attempts} attempts: {detail}",
+        )
+        report_problem(t, problem, reading=False)
+        if t.state.phase is not Phase.PAUSED:
+            t.pause(
+                PauseReason.ROUTE_ERROR, problem.message, f"paused: {problem.message}; `rollout resume` tries again"
+            )
+            t.notify(f"route-stuck-{t.state.step}", "rollout.route-error", Level.WARNING, t.state.message)
+        return
+    if failure is not None:
+        report_problem(t, failure, reading=False)
+    why = f"failed ({failure.message})" if failure is not None else "did not land"
+    t.move(pending.target, WeightPurpose.REAPPLY, f"our write of {pending.target} {why}; writing it again")
+    t.say(f"re-applying {pending.target} (attempt {t.state.pending.attempts if t.state.pending else 0})")
+
+
+def _drift(t: Tick) -> None:
+    live, mine = t.state.observed, t.state.desired
+    assert live is not None
+    message = (
+        f"paused: someone changed the route's weights to {live} (rollout set {mine}); "
+        "`rollout resume` restores rollout's weights, `rollout abort` rolls back"
+    )
+    if t.state.phase is not Phase.PAUSED or t.state.pause_reason is not PauseReason.DRIFT:
+        t.pause(PauseReason.DRIFT, f"route carries {live}, rollout set {mine}", message)
+    elif t.state.pause_detail != f"route carries {live}, rollout set {mine}":
+        t.state = replace(t.state, pause_detail=f"route carries {live}, rollout set {mine}", message=message)
+    t.state = replace(t.state, pending=None, weight_since=None)
+    t.notify(f"drift-{t.state.step}-{live.canary}", "rollout.drift", Level.WARNING, message)
+    t.say(message)
