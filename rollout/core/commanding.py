@@ -57,7 +57,9 @@ def apply_commands(t: Tick, commands: Iterable[Command]) -> None:
     aborting = any(c.kind is CommandKind.ABORT and not _refusal(t.policy, c) for c in fresh)
     for cmd in fresh:
         if aborting and cmd.kind is not CommandKind.ABORT:
-            result = CommandResult(cmd.id, accepted=False, message=f"ignored {cmd.kind.value} by {cmd.by}: an abort was given with it")
+            result = CommandResult(
+                cmd.id, accepted=False, message=f"ignored {cmd.kind.value} by {cmd.by}: an abort was given with it"
+            )
         else:
             result = _apply(t, cmd)
         t.state = replace(t.state, handled_commands=(*t.state.handled_commands, cmd.id)[-_KEEP_IDS:])

@@ -14,12 +14,12 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from rollout.core.actions import Level, ScheduleNext
+from rollout.core.actions import Action, Level, ScheduleNext, SetWeights, WeightPurpose
 from rollout.core.commanding import apply_commands
 from rollout.core.evaluating import evaluate
 from rollout.core.judging import JudgeMemory
 from rollout.core.observing import observe_route
-from rollout.core.states import Observations, Phase, RolloutState
+from rollout.core.states import STABLE_ONLY, CommandKind, CommandResult, Observations, Phase, RolloutState
 from rollout.core.stepping import advance, check_deadline, finish_rollback, next_tick
 from rollout.core.ticking import Decision, Tick, rollback
 from rollout.core.verdicts import VerdictKind
@@ -133,4 +133,38 @@ def _start(t: Tick) -> None:
     t.say("run started")
 
 
-__all__ = ["Decision", "decide"]
+def hold(state: RolloutState, obs: Observations, now: datetime, why: str) -> Decision:
+    """The decision when the policy cannot be used (an invalid spec, or ``decide`` itself failed).
+
+    Nothing moves forward: the route is observed (status stays truthful) and only an ``abort`` is
+    acted on, rolling the run's own two backends back to stable 100% (the runtime builds the
+    router from ``state.router`` and the run's backends). Every other command is ignored with ``why``.
+    """
+    del now
+    s = replace(state, observed=obs.route or state.observed)
+    results: list[CommandResult] = []
+    actions: list[Action] = []
+    for cmd in obs.commands:
+        if cmd.id in s.handled_commands:
+            continue
+        if cmd.kind is CommandKind.ABORT and s.phase.active and s.phase is not Phase.ROLLING_BACK:
+            s = replace(s, phase=Phase.ROLLING_BACK, aborted_by=cmd.by, end_reason=f"aborted by {cmd.by}: {why}")
+            results.append(CommandResult(cmd.id, accepted=True, message=f"abort by {cmd.by}"))
+        else:
+            results.append(
+                CommandResult(cmd.id, accepted=False, message=f"ignored {cmd.kind.value} by {cmd.by}: {why}")
+            )
+        s = replace(s, handled_commands=(*s.handled_commands, cmd.id)[-200:])
+    if s.phase is Phase.ROLLING_BACK:
+        if s.observed == STABLE_ONLY:
+            phase = Phase.ABORTED if s.aborted_by else Phase.ROLLED_BACK
+            s = replace(s, phase=phase, desired=STABLE_ONLY, pending=None, message=f"{phase.value}: {s.end_reason}")
+        else:
+            actions.append(SetWeights(STABLE_ONLY, None, WeightPurpose.ROLLBACK, f"rollback: {s.end_reason}"))
+            s = replace(s, desired=STABLE_ONLY)
+    elif s.phase.active:
+        s = replace(s, message=f"holding: {why}")
+    return Decision(state=s, actions=tuple(actions), reason=f"holding: {why}", commands=tuple(results))
+
+
+__all__ = ["Decision", "decide", "hold"]

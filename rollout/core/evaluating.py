@@ -46,20 +46,19 @@ def evaluate(t: Tick) -> Verdict | None:
     weight = t.state.observed.canary if t.state.observed is not None else 0
     usable = reading.outcome in _USABLE and reading.canary is not None
     if not usable:
-        if weight > 0:
-            _judge(
-                t, reading, None, at_weight=False, reason=f"no usable data: {reading.outcome.value}: {reading.detail}"
-            )
-        return
+        if weight == 0:
+            return None
+        why = f"no usable data: {reading.outcome.value}: {reading.detail}"
+        return _judge(t, reading, None, at_weight=False, reason=why)
     stripped = Reading(outcome=reading.outcome, taken_at=reading.taken_at, canary=reading.canary, stable=reading.stable)
     base = t.state.baseline
     t.state = replace(t.state, baseline=stripped)
     if base is None:
         t.say("counting starts at this reading")
-        return
+        return None
     interval = difference(base, reading)
     if interval is None or (weight == 0 and t.state.desired.canary == 0):
-        return  # no newer sample, or nothing to judge at 0%
+        return None  # no newer sample, or nothing to judge at 0%
     since = t.state.weight_since
     at_weight = (
         since is not None

@@ -88,7 +88,7 @@ def _not_landed(t: Tick) -> None:
             f"rollout's write of {pending.target} did not land after {pending.attempts} attempts: {detail}",
         )
         report_problem(t, problem, reading=False)
-        if t.state.phase is not Phase.PAUSED:
+        if not _paused(t):
             t.pause(
                 PauseReason.ROUTE_ERROR, problem.message, f"paused: {problem.message}; `rollout resume` tries again"
             )
@@ -115,3 +115,7 @@ def _drift(t: Tick) -> None:
     t.state = replace(t.state, pending=None, weight_since=None)
     t.notify(f"drift-{t.state.step}-{live.canary}", "rollout.drift", Level.WARNING, message)
     t.say(message)
+
+
+def _paused(t: Tick) -> bool:
+    return t.state.phase is Phase.PAUSED

@@ -1,39 +1,35 @@
 """Rollout objects in the API server: read them, write their status conditionally, apply policy
-files with server-side apply, and carry operator commands.
+files with server-side apply.
 
-Owns the wire layout of a Rollout's ``status`` and of the commands annotation. It makes one
-attempt per call (retries live in ``rollout.runtime.retrying``) and decides nothing.
+Owns the wire layout of a Rollout's ``status``. It makes one attempt per call (retries live in
+``rollout.runtime.retrying``) and decides nothing.
 
 Status layout (declared in full in the CRD so nothing is pruned)::
 
     status:
-      observedGeneration, phase, step (1-based), canaryWeight, stableWeight, message, revision,
+      observedGeneration, phase (Invalid while the spec does not validate), step (1-based), steps,
+      canaryWeight, stableWeight (what the route carries, read back), desiredCanaryWeight,
+      message, verdict (one line), revision,
       conditions: [{type, status, reason, message, lastTransitionTime, observedGeneration}],
-      state: RolloutState.to_dict()       # everything the engine needs to resume
+      state: the engine's RolloutState (rollout.core.persisting), everything it needs to resume
 
-Operator commands live in the annotation ``delivery.rollout.dev/commands`` as a JSON list of
-``{id, kind, by, at, reason}``; the daemon records handled ids in the status and prunes them.
+Operator commands are separate ``RolloutCommand`` objects (``rollout.kube.commands``).
 """
 
 from __future__ import annotations
 
-import json
-import math
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any
 
-from rollout.core.states import Command, CommandKind, RolloutState
+from rollout.core import persisting
+from rollout.core.states import RolloutState
 from rollout.errors import KubeError
 from rollout.kube.client import KubeClient, Resource
 
 ROLLOUTS = Resource("delivery.rollout.dev", "v1alpha1", "rollouts", "Rollout")
-COMMANDS_ANNOTATION = "delivery.rollout.dev/commands"
 FIELD_MANAGER = "rollout-daemon"
 APPLY_PATCH = "application/apply-patch+yaml"
-_MAX_COMMANDS = 20
 
 
 @dataclass(frozen=True)
@@ -68,90 +64,42 @@ class RolloutObject:
         return status if isinstance(status, Mapping) else {}
 
     def state(self) -> RolloutState:
-        """The engine state persisted in the status; a fresh state when there is none (or it is unreadable)."""
+        """The engine state persisted in the status (a fresh state when there is none).
+
+        Raises ``StateError`` when a state is there but cannot be read: acting as if nothing had
+        happened could move traffic of a run in progress.
+        """
         data = self.status.get("state")
         if not isinstance(data, Mapping):
             return RolloutState()
-        try:
-            return RolloutState.from_dict(data)
-        except (KeyError, TypeError, ValueError):
-            return RolloutState()
-
-    def commands(self) -> tuple[Command, ...]:
-        return parse_commands(self.raw.get("metadata", {}).get("annotations", {}).get(COMMANDS_ANNOTATION))
-
-
-def parse_commands(text: object) -> tuple[Command, ...]:
-    """Commands from the annotation; malformed entries are skipped (they cannot be acted on)."""
-    if not isinstance(text, str) or not text:
-        return ()
-    try:
-        items = json.loads(text)
-    except ValueError:
-        return ()
-    out = []
-    for item in items if isinstance(items, list) else []:
-        try:
-            out.append(
-                Command(
-                    kind=CommandKind(item["kind"]),
-                    by=str(item["by"]),
-                    at=datetime.fromisoformat(item["at"]),
-                    id=str(item["id"]),
-                    reason=str(item.get("reason", "")),
-                    ref=str(item.get("ref", "")),
-                )
-            )
-        except (KeyError, TypeError, ValueError):
-            continue
-    return tuple(out)
-
-
-def command_json(command: Command) -> dict[str, str]:
-    return {
-        "id": command.id,
-        "kind": command.kind.value,
-        "by": command.by,
-        "at": command.at.isoformat(),
-        "reason": command.reason,
-        **({"ref": command.ref} if command.ref else {}),
-    }
+        return persisting.load(data)
 
 
 def status_document(
-    obj: RolloutObject, state: RolloutState, *, conditions: Sequence[Mapping[str, Any]], steps: int | None = None
+    obj: RolloutObject,
+    state: RolloutState,
+    *,
+    conditions: Sequence[Mapping[str, Any]],
+    steps: int,
+    invalid: str = "",
 ) -> dict[str, Any]:
-    """The whole ``status`` the daemon writes for ``state`` (``step`` is 1-based, at most ``steps``)."""
-    step = state.step + 1 if state.run_started_at else 0
+    """The whole ``status`` the daemon writes for ``state`` (``invalid``: why the spec does not validate)."""
+    observed = state.observed
+    verdict = state.verdict
     return {
         "observedGeneration": obj.generation,
-        "phase": state.phase.value,
-        "step": min(step, steps) if steps else step,
-        "canaryWeight": state.weights.canary,
-        "stableWeight": state.weights.stable,
-        "message": state.message,
+        "phase": "Invalid" if invalid else state.phase.value,
+        "step": min(state.number, steps) if state.run_started_at else 0,
+        "steps": steps,
+        "canaryWeight": observed.canary if observed is not None else int(obj.status.get("canaryWeight", 0)),
+        "stableWeight": observed.stable if observed is not None else int(obj.status.get("stableWeight", 100)),
+        "desiredCanaryWeight": state.desired.canary,
+        "message": (f"invalid spec: {invalid}" if invalid else state.message)[:2000],
+        "verdict": (verdict.summary if verdict is not None else "")[:500],
         "revision": state.revision,
         "conditions": [dict(c) for c in conditions],
-        "state": json_safe(state.to_dict()),
+        "state": persisting.dump(state),
     }
-
-
-def json_safe(value: Any, *, clamp: bool = False) -> Any:
-    """``value`` with every non-finite float replaced, since JSON (and so the API server) has none.
-
-    A verdict's infinite ratio (canary errors, none on stable) becomes null, which the CRD documents
-    as "unmeasured" (the check's ``detail`` still says ``inf``); a judge accumulator is clamped to the
-    largest float instead, so the evidence it carries survives a restart with the same meaning.
-    """
-    if isinstance(value, float) and not math.isfinite(value):
-        if not clamp:
-            return None
-        return 0.0 if math.isnan(value) else math.copysign(sys.float_info.max, value)
-    if isinstance(value, Mapping):
-        return {k: json_safe(v, clamp=clamp or k == "accumulators") for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [json_safe(v, clamp=clamp) for v in value]
-    return value
 
 
 class RolloutObjects:
@@ -176,32 +124,6 @@ class RolloutObjects:
             {"op": "add", "path": "/status", "value": dict(status)},
         ]
         return RolloutObject(self.client.json_patch(ROLLOUTS, obj.namespace, obj.name, ops, subresource="status"))
-
-    def add_command(self, namespace: str, name: str, command: Command) -> RolloutObject:
-        """Append an operator command to the annotation, conditionally on the version read."""
-        obj = self.get(namespace, name)
-        annotations = obj.raw.get("metadata", {}).get("annotations") or {}
-        current = [command_json(c) for c in parse_commands(annotations.get(COMMANDS_ANNOTATION))]
-        value = json.dumps([*current, command_json(command)][-_MAX_COMMANDS:], separators=(",", ":"))
-        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": obj.resource_version}]
-        if not annotations:
-            ops.append({"op": "add", "path": "/metadata/annotations", "value": {COMMANDS_ANNOTATION: value}})
-        else:
-            ops.append({"op": "add", "path": "/metadata/annotations/" + _escape(COMMANDS_ANNOTATION), "value": value})
-        return RolloutObject(self.client.json_patch(ROLLOUTS, namespace, name, ops))
-
-    def prune_commands(self, obj: RolloutObject, handled: Sequence[str]) -> None:
-        """Drop handled commands from the annotation (conditional; losing a race is harmless)."""
-        remaining = [command_json(c) for c in obj.commands() if c.id not in set(handled)]
-        if len(remaining) == len(obj.commands()):
-            return
-        path = "/metadata/annotations/" + _escape(COMMANDS_ANNOTATION)
-        ops: list[dict[str, Any]] = [{"op": "test", "path": "/metadata/resourceVersion", "value": obj.resource_version}]
-        if remaining:
-            ops.append({"op": "replace", "path": path, "value": json.dumps(remaining, separators=(",", ":"))})
-        else:
-            ops.append({"op": "remove", "path": path})
-        self.client.json_patch(ROLLOUTS, obj.namespace, obj.name, ops)
 
     def apply(self, document: Mapping[str, Any]) -> RolloutObject:
         """Server-side apply a policy document as a Rollout (field manager ``rollout-daemon``)."""
@@ -235,7 +157,3 @@ class RolloutObjects:
         if not isinstance(result, dict):
             raise KubeError(f"unexpected answer applying {ROLLOUTS.name} {namespace}/{name}")
         return RolloutObject(result)
-
-
-def _escape(key: str) -> str:
-    return key.replace("~", "~0").replace("/", "~1")

@@ -1,23 +1,28 @@
 """Choosing and building the Router a policy names (``spec.router``).
 
-Owns the mapping from ``policy.spec.router`` to a router bound to the policy's backends and route
-namespace. It must not read or write any route itself.
+Owns the mapping from a policy's ``spec.router`` to a router bound to a pair of backends and the
+route's namespace. It must not read or write any route itself.
 """
 
 from __future__ import annotations
 
 from rollout.kube.client import KubeClient
-from rollout.policy.models import Rollout
+from rollout.policy.models import RouterSpec
 from rollout.routers.base import Router, WriteGuard
 from rollout.routers.gatewayroute import GatewayRouteRouter
 from rollout.routers.httproute import HTTPRouteRouter
 from rollout.routers.virtualrouter import VirtualRouterRouter
 
 
-def router_for(policy: Rollout, client: KubeClient, guard: WriteGuard | None = None) -> Router:
-    """The router for ``policy``; the route's namespace defaults to the policy's."""
-    spec, namespace = policy.spec.router, policy.route_namespace()
-    stable, canary = policy.spec.stable, policy.spec.canary
+def router_for(
+    spec: RouterSpec,
+    namespace: str,
+    stable: str,
+    canary: str,
+    client: KubeClient,
+    guard: WriteGuard | None = None,
+) -> Router:
+    """The router ``spec`` names, in ``namespace``, moving weight between ``stable`` and ``canary``."""
     if spec.gateway_route is not None:
         return GatewayRouteRouter(client, spec.gateway_route, namespace, stable, canary, guard=guard)
     if spec.virtual_router is not None:

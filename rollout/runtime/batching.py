@@ -1,62 +1,91 @@
-"""Metrics batching across rollouts: one provider call per analysis slot for every active rollout.
+"""Metrics batches: every rollout with the same analysis interval is measured in one batch per
+interval, on a shared cadence aligned to the clock, so Prometheus sees a constant number of
+queries per tick whatever the number of rollouts.
 
-Owns the rule that rollouts judged on the same tick share their queries: each rollout registers
-what it needs; the first rollout to ask in a slot (``floor(now / interval)``) triggers one batched
-``collect`` for all registered rollouts with that interval, and the others read the cached
-samples. Thread-safe; it never invents data (a rollout missing from a batch is collected alone).
+Owns the registry of what each active rollout needs measured, one collection per (interval, slot)
+and the latest reading of every rollout. Reconciles never query Prometheus: they read the latest
+batch (``latest``), which the engine diffs against what it already absorbed, so a rollout woken
+between two batches (a timer, a command) judges nothing twice. After each batch the rollouts in it
+are woken (``on_batch``) to be judged at once. The lock is never held across the provider's call.
+It never invents data: a rollout the provider left out gets no reading.
 """
 
 from __future__ import annotations
 
+import logging
 import threading
-from collections.abc import Callable
-from datetime import datetime
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 
-from rollout.core.states import MetricsSample, Outcome
+from rollout.core.readings import Outcome, Reading
 from rollout.errors import MetricsError
 from rollout.metrics.base import AnalysisRequest, MetricsProvider
 
-Call = Callable[[Callable[[], dict[str, MetricsSample]]], dict[str, MetricsSample]]
+log = logging.getLogger("rollout.batching")
+Call = Callable[[Callable[[], dict[str, Reading]]], dict[str, Reading]]
 
 
 class MetricsBatcher:
-    def __init__(self, provider: MetricsProvider, *, call: Call | None = None) -> None:
+    def __init__(
+        self,
+        provider: MetricsProvider,
+        *,
+        call: Call | None = None,
+        delay_seconds: float = 2.0,
+        on_batch: Callable[[Sequence[str]], None] | None = None,
+        on_queries: Callable[[int], None] | None = None,
+    ) -> None:
         self._provider = provider
         self._call: Call = call or (lambda fn: fn())
+        self._delay = timedelta(seconds=delay_seconds)
+        self._on_batch = on_batch
         self._lock = threading.Lock()
         self._requests: dict[str, AnalysisRequest] = {}
-        self._cache: dict[tuple[float, int], dict[str, MetricsSample]] = {}
-        self.batches = 0
+        self._latest: dict[str, Reading] = {}
+        self.on_queries = on_queries
 
     def register(self, request: AnalysisRequest) -> None:
+        """``request.key`` is active and needs measuring in every batch of its interval."""
         with self._lock:
             self._requests[request.key] = request
 
     def forget(self, key: str) -> None:
         with self._lock:
             self._requests.pop(key, None)
+            self._latest.pop(key, None)
 
-    def sample(self, request: AnalysisRequest, now: datetime) -> MetricsSample:
-        """This rollout's sample for the slot ``now`` falls in, collecting the slot's batch if needed."""
-        interval = max(request.interval_seconds, 1.0)
-        slot = (interval, int(now.timestamp() // interval))
+    def latest(self, key: str) -> Reading | None:
         with self._lock:
-            self._requests[request.key] = request
-            cached = self._cache.get(slot)
-            if cached is not None and request.key in cached:
-                return cached[request.key]
-            batch = [r for r in self._requests.values() if r.interval_seconds == request.interval_seconds]
-            if cached is not None:
-                batch = [request]
-            try:
-                samples = self._call(lambda: self._provider.collect(batch, now))
-            except MetricsError as e:
-                return MetricsSample(outcome=Outcome.UNAVAILABLE, detail=str(e))
-            self.batches += 1
-            merged = {**(cached or {}), **samples}
-            self._cache[slot] = merged
-            while len(self._cache) > 64:  # a few slots per interval in use is all that is ever read
-                del self._cache[next(iter(self._cache))]
-            return merged.get(request.key) or MetricsSample(
-                outcome=Outcome.NO_DATA, detail="the metrics provider returned nothing for this rollout"
-            )
+            return self._latest.get(key)
+
+    def intervals(self) -> set[float]:
+        """The analysis intervals (seconds) that registered rollouts need batches for."""
+        with self._lock:
+            return {r.interval_seconds for r in self._requests.values()}
+
+    def registered(self) -> int:
+        with self._lock:
+            return len(self._requests)
+
+    def collect(self, interval: float, slot: datetime | None = None) -> list[str]:
+        """Measure every rollout registered with ``interval``, evaluated at ``slot`` minus the
+        ingestion delay (every sample up to then is in Prometheus); returns the keys measured."""
+        slot = slot or datetime.now(UTC)
+        with self._lock:
+            batch = [r for r in self._requests.values() if r.interval_seconds == interval]
+        if not batch:
+            return []
+        at = slot - self._delay
+        try:
+            readings = self._call(lambda: self._provider.collect(batch, at))
+        except MetricsError as e:
+            readings = {r.key: Reading(outcome=Outcome.UNAVAILABLE, taken_at=at, detail=str(e)) for r in batch}
+        with self._lock:
+            for request in batch:
+                reading = readings.get(request.key)
+                if reading is not None and request.key in self._requests:
+                    self._latest[request.key] = reading
+        keys = [r.key for r in batch]
+        if self._on_batch is not None:
+            self._on_batch(keys)
+        return keys

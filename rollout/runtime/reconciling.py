@@ -1,59 +1,84 @@
 """One reconcile of one Rollout: observe, decide, persist, act.
 
-Owns the order that makes crashes harmless: read the object (policy, persisted state, operator
-commands), read the live route weights, sample metrics, call the pure ``decide``, write the new
-state to the status *before* acting (conditional on the resourceVersion read), then execute the
-actions through the adapters. A crash after the status write re-applies the weights on the next
-tick (the engine sees the route still at ``prior_weights``); notifications are at most once.
-Leadership is checked (``guard``) before every write. It never sleeps and never retries itself.
+Owns the order that makes crashes harmless: read the Rollout (policy and persisted state), observe
+(route weights, the latest metrics reading, operator commands), call the pure ``decide``, write the
+new status *before* acting (conditionally on the version read, and only when it changed), then
+execute the actions (``acting``). A crash after the status write re-applies a weight write on the
+next tick (the engine still sees it pending); notifications are at most once. Leadership is
+checked before every write. When the policy cannot be used (invalid spec, a Rollout reaching into
+another namespace, a failure inside ``decide``) the engine's ``hold`` runs instead: nothing moves
+forward, an abort still rolls back. It never sleeps and never retries itself.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import threading
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
 
-from rollout.core.actions import Notify, RequestApproval, SetWeights
-from rollout.core.engine import Decision, decide
-from rollout.core.states import MetricsSample, Observations, Phase, RolloutState, Weights
-from rollout.errors import (
-    KubeConflict,
-    KubeError,
-    KubeNotFound,
-    NotifierError,
-    NotLeader,
-    RouterError,
-    WeightsDrifted,
-)
-from rollout.kube.events import EventRecorder
-from rollout.kube.rollouts import RolloutObject, RolloutObjects, status_document
+from rollout.core.actions import ScheduleNext
+from rollout.core.conditions import conditions
+from rollout.core.engine import Decision, decide, hold
+from rollout.core.persisting import StateError
+from rollout.core.readings import Reading
+from rollout.core.states import Observations, Phase, RolloutState, RouteProblem
+from rollout.errors import KubeConflict, KubeError, KubeNotFound, NotLeader
+from rollout.kube.commands import CommandObject
+from rollout.kube.rollouts import RolloutObject, status_document
 from rollout.metrics.base import AnalysisRequest
-from rollout.notifiers.base import Notifier
 from rollout.policy.loading import load_object
-from rollout.policy.models import Rollout
+from rollout.policy.models import Rollout, RouterSpec
 from rollout.routers.base import Router
-from rollout.runtime.batching import MetricsBatcher
-from rollout.runtime.retrying import ROUTE_WRITES, SLACK_CALLS
-from rollout.runtime.telemetry import Telemetry
+from rollout.runtime.acting import Actor
+from rollout.runtime.gathering import Allowed, commands_of, live_weights, tenancy_problem
 
 log = logging.getLogger("rollout.reconcile")
 
 
+class Rollouts(Protocol):
+    """Where Rollout objects are read and their status written (the API server, or a fake)."""
+
+    def get(self, namespace: str, name: str) -> RolloutObject: ...
+
+    def write_status(self, obj: RolloutObject, status: Mapping[str, Any]) -> RolloutObject: ...
+
+
+class Commands(Protocol):
+    """Where RolloutCommands are found (the unhandled ones of one Rollout)."""
+
+    def pending(self, namespace: str, rollout: str) -> Sequence[CommandObject]: ...
+
+
+class Readings(Protocol):
+    """The metrics batches: the latest reading of a rollout, and which rollouts need readings."""
+
+    def latest(self, key: str) -> Reading | None: ...
+
+    def register(self, request: AnalysisRequest) -> None: ...
+
+    def forget(self, key: str) -> None: ...
+
+
+class Leadership(Protocol):
+    def owns(self, key: str) -> bool: ...
+
+    def guard(self, key: str) -> None: ...
+
+
 @dataclass(frozen=True)
 class Outcome:
-    """What one reconcile did; ``interval`` is when the rollout wants its next tick (seconds)."""
+    """What one reconcile did; ``next_at`` is when the rollout wants its next tick (None: only when woken)."""
 
     key: str
     phase: Phase | None
-    interval: float
+    next_at: datetime | None
     decision: Decision | None = None
     error: str = ""
+    wrote_status: bool = False
 
 
 class Capacity:
@@ -72,250 +97,174 @@ class Capacity:
         with self._lock:
             (self._active.add if active else self._active.discard)(key)
 
+    @property
+    def active(self) -> int:
+        with self._lock:
+            return len(self._active)
 
+
+@dataclass
 class Reconciler:
-    def __init__(
-        self,
-        *,
-        objects: RolloutObjects,
-        router_for: Callable[[Rollout], Router],
-        batcher: MetricsBatcher,
-        notifier: Notifier,
-        events: EventRecorder | None,
-        guard: Callable[[], None],
-        capacity: Capacity,
-        telemetry: Telemetry,
-        clock: Callable[[], datetime],
-        default_interval: float = 30.0,
-    ) -> None:
-        self.objects, self.router_for, self.batcher = objects, router_for, batcher
-        self.notifier, self.events, self.guard, self.capacity = notifier, events, guard, capacity
-        self.telemetry, self.clock, self.default_interval = telemetry, clock, default_interval
-        self._reported_invalid: dict[str, int] = {}
-        self.policies: dict[str, Rollout] = {}  # the last valid policy of each rollout, for Slack routing
+    rollouts: Rollouts
+    commands: Commands
+    router_for: Callable[[RouterSpec, str, str, str], Router]  # (router, its namespace, stable, canary)
+    readings: Readings
+    actor: Actor
+    leadership: Leadership
+    capacity: Capacity
+    clock: Callable[[], datetime]
+    identity: str
+    allowed: Allowed | None = None
+    commands_verified: Callable[[], bool] = lambda: True
+    cross_namespace: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    retry_seconds: float = 30.0
+    policies: dict[str, Rollout] = field(default_factory=dict)  # last valid policy of each rollout (Slack routing)
+    reconcile_seconds: Callable[[float], None] = lambda _: None
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         key = f"{namespace}/{name}"
         started = time.monotonic()
         try:
+            if not self.leadership.owns(key):
+                return Outcome(key, None, None, error="not ours")
             return self._reconcile(namespace, name)
         except NotLeader as e:
             log.info("not the leader; nothing written", extra={"event": "rollout.not-leader", "rollout": key})
-            return Outcome(key, None, self.default_interval, error=str(e))
+            return Outcome(key, None, None, error=str(e))
         except KubeNotFound:
-            self.batcher.forget(key)
-            self.capacity.update(key, False)
-            return Outcome(key, None, self.default_interval, error="deleted")
+            self.forget(key)
+            return Outcome(key, None, None, error="deleted")
         except KubeError as e:
-            self.telemetry.api_errors.labels(kind=type(e).__name__).inc()
+            self.actor.telemetry.api_error(type(e).__name__)
             log.warning("kubernetes API error", extra={"event": "rollout.api-error", "rollout": key, "error": str(e)})
-            return Outcome(key, None, self.default_interval, error=str(e))
+            return Outcome(key, None, self._later(), error=str(e))
         finally:
-            self.telemetry.reconcile_seconds.observe(time.monotonic() - started)
+            self.reconcile_seconds(time.monotonic() - started)
+
+    def forget(self, key: str) -> None:
+        """A Rollout is gone: release everything held for it."""
+        self.readings.forget(key)
+        self.capacity.update(key, False)
+        self.policies.pop(key, None)
+        self.actor.forget(key)
+
+    def _later(self) -> datetime:
+        return self.clock() + timedelta(seconds=self.retry_seconds)
 
     def _reconcile(self, namespace: str, name: str) -> Outcome:
-        obj = self.objects.get(namespace, name)
-        loaded = load_object(obj.raw, f"Rollout {obj.key}")
-        if not loaded.ok:
-            self._invalid(obj, "; ".join(str(p) for p in loaded.problems))
-            return Outcome(obj.key, None, self.default_interval, error="invalid policy")
-        self._reported_invalid.pop(obj.key, None)
-        policy = loaded.rollouts[0].rollout
-        self.policies[obj.key] = policy
-        interval = policy.spec.analysis.interval.total_seconds()
-        state = obj.state()
+        obj = self.rollouts.get(namespace, name)
+        key = obj.key
+        try:
+            state = obj.state()
+        except StateError as e:
+            return self._stuck(obj, f"the stored status cannot be read ({e}); fix or clear status.state")
+        loaded = load_object(obj.raw, f"Rollout {key}")
+        policy = loaded.rollouts[0].rollout if loaded.ok else None
+        invalid = "; ".join(str(p) for p in loaded.problems)[:2000]
+        if policy is not None and not invalid:
+            invalid = tenancy_problem(policy, self.cross_namespace)
+        if policy is not None and not invalid:
+            self.policies[key] = policy
+        run_policy = policy if policy is not None and not invalid else self.policies.get(key)
+        router = self._router(run_policy, state, namespace)
+        live, problem = live_weights(router) if router is not None else (None, None)
+        pending = self.commands.pending(namespace, name)
+        commands, by_id = commands_of(pending, self.allowed, daemon=self.identity, verified=self.commands_verified())
+        reading = self.readings.latest(key) if state.phase.active else None
         now = self.clock()
-        router = self.router_for(with_backends(policy, state))
-        live, weights_error = self._live_weights(router)
-        sample = self._sample(policy, state, now)
-        now = self.clock()  # sampling may have waited on Prometheus: decide with the time of deciding
         obs = Observations(
-            weights=live,
-            weights_error=weights_error,
-            metrics=sample,
-            commands=obj.commands(),
-            may_start=self.capacity.may_start(obj.key),
+            route=live,
+            route_problem=problem,
+            write_problem=self.actor.last_write_problem(key),
+            reading=reading,
+            commands=tuple(commands),
+            may_start=self.capacity.may_start(key),
         )
-        decision = decide(policy, state, obs, now)
-        self._log(obj.key, decision, sample)
-        if decision.state != state:
-            self.guard()
-            obj = self.objects.write_status(
-                obj,
-                status_document(
-                    obj,
-                    decision.state,
-                    conditions=_conditions(obj, decision.state, now, valid=True, message=""),
-                    steps=len(policy.spec.steps),
-                ),
-            )
-        self.capacity.update(obj.key, decision.state.phase.active)
-        self.telemetry.observe(obj.key, decision.state)
-        self._act(obj, policy, router, decision, now)
-        if decision.state.handled_commands and obj.commands():
+        if invalid or policy is None:
+            decision = hold(state, obs, now, f"the spec is invalid: {invalid}")
+            self.actor.invalid(obj, invalid, now)
+        else:
             try:
-                self.guard()
-                self.objects.prune_commands(obj, decision.state.handled_commands)
-            except KubeConflict:
-                pass  # a new command arrived; it is read on the next tick
-        return Outcome(obj.key, decision.state.phase, interval, decision)
-
-    def _live_weights(self, router: Router) -> tuple[Weights | None, str]:
-        try:
-            return router.get_weights(), ""
-        except RouterError as e:
-            self.telemetry.api_errors.labels(kind=type(e).__name__).inc()
-            return None, str(e)
-
-    def _sample(self, policy: Rollout, state: RolloutState, now: datetime) -> MetricsSample | None:
-        if not state.phase.active or state.weights.canary == 0:
-            self.batcher.forget(policy.key)
-            return None
-        sample = self.batcher.sample(AnalysisRequest.for_policy(policy), now)
-        if sample.outcome.value in ("unavailable", "query-error"):
-            self.telemetry.prometheus_errors.labels(outcome=sample.outcome.value).inc()
-        return sample
-
-    def _act(self, obj: RolloutObject, policy: Rollout, router: Router, decision: Decision, now: datetime) -> None:
-        for action in decision.actions:
-            if isinstance(action, SetWeights):
-                self._set_weights(obj, router, action, now)
-            elif isinstance(action, Notify):
-                self._event(
-                    obj,
-                    action.event.replace("rollout.", "").title().replace("-", ""),
-                    action.message,
-                    warning=action.level.value in ("warning", "failure"),
-                    now=now,
-                )
-                self._deliver(obj.key, functools.partial(self.notifier.notify, obj.key, action))
-            elif isinstance(action, RequestApproval):
-                self._event(obj, "ApprovalRequested", action.message, warning=False, now=now)
-                self._deliver(obj.key, functools.partial(self.notifier.request_approval, obj.key, action))
-        del policy
-
-    def _set_weights(self, obj: RolloutObject, router: Router, action: SetWeights, now: datetime) -> None:
-        try:
-
-            def write() -> Weights:
-                self.guard()
-                return router.set_weights(action.target, expected=action.expected)
-
-            result = ROUTE_WRITES.call(write)
-            log.info(
-                "weights written",
-                extra={
-                    "event": "rollout.weights",
-                    "rollout": obj.key,
-                    "canary": result.canary,
-                    "stable": result.stable,
-                    "purpose": action.purpose.value,
-                    "reason": action.reason,
-                },
-            )
-        except WeightsDrifted as e:
-            log.warning("drift", extra={"event": "rollout.drift", "rollout": obj.key, "error": str(e)})
-        except RouterError as e:
-            self.telemetry.api_errors.labels(kind=type(e).__name__).inc()
-            log.error(
-                "route write failed",
-                extra={"event": "rollout.write-failed", "rollout": obj.key, "error": str(e)},
-            )
-            self._event(obj, "RouteWriteFailed", str(e), warning=True, now=now)
-
-    def _deliver(self, key: str, send: Callable[[], None]) -> None:
-        try:
-            SLACK_CALLS.call(send)
-        except NotifierError as e:
-            log.warning(
-                "notification failed",
-                extra={"event": "rollout.notify-failed", "rollout": key, "error": str(e)},
-            )
-
-    def _event(self, obj: RolloutObject, reason: str, message: str, *, warning: bool, now: datetime) -> None:
-        if self.events is None:
-            return
-        try:
-            self.guard()
-            uid = obj.raw.get("metadata", {}).get("uid")
-            self.events.record(
-                obj.namespace, obj.name, uid=uid, reason=reason, message=message, warning=warning, now=now
-            )
-        except KubeError as e:
-            log.warning(
-                "event not recorded",
-                extra={"event": "rollout.event-failed", "rollout": obj.key, "error": str(e)},
-            )
-
-    def _invalid(self, obj: RolloutObject, problems: str) -> None:
-        log.error(
-            "invalid Rollout; nothing done",
-            extra={"event": "rollout.invalid", "rollout": obj.key, "error": problems},
-        )
-        if self._reported_invalid.get(obj.key) == obj.generation:
-            return
-        self._reported_invalid[obj.key] = obj.generation
-        now = self.clock()
-        self._event(obj, "InvalidPolicy", problems, warning=True, now=now)
-        state = obj.state()
-        self.guard()
-        self.objects.write_status(
+                decision = decide(policy, state, obs, now)
+            except Exception as e:  # a bug in the engine must not stop this rollout's rollback path
+                log.exception("decide failed", extra={"event": "rollout.decide-failed", "rollout": key})
+                decision = hold(state, obs, now, f"internal error while deciding: {e!r}"[:500])
+        steps = len(policy.spec.steps) if policy is not None else int(obj.status.get("steps") or 0)
+        document = status_document(
             obj,
-            status_document(obj, state, conditions=_conditions(obj, state, now, valid=False, message=problems))
-            | {"message": f"invalid policy: {problems}"[:2000]},
+            decision.state,
+            conditions=conditions(
+                decision.state, obj.status.get("conditions") or [], now, generation=obj.generation, invalid=invalid
+            ),
+            steps=steps,
+            invalid=invalid,
         )
+        wrote = False
+        if document != dict(obj.status):
+            self.leadership.guard(key)
+            try:
+                obj = self.rollouts.write_status(obj, document)
+            except KubeConflict:
+                return Outcome(key, state.phase, now, error="status changed under us; reconciling again")
+            wrote = True
+        self.capacity.update(key, decision.state.phase.active)
+        self._metrics_request(policy, decision.state, key)
+        self.actor.act(obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase)
+        log.info(decision.reason or decision.state.message, extra=_fields(key, decision))
+        return Outcome(key, decision.state.phase, _next(decision, now), decision, wrote_status=wrote)
 
-    def _log(self, key: str, decision: Decision, sample: MetricsSample | None) -> None:
-        s = decision.state
-        verdict = s.verdict
-        fields: dict[str, Any] = {
-            "event": "rollout.decision",
-            "rollout": key,
-            "phase": s.phase.value,
-            "step": s.step + 1,
-            "weight": s.weights.canary,
-            "failures": s.failures,
-            "reason": decision.reason,
-        }
-        if verdict is not None and sample is not None:
-            fields["verdict"] = verdict.kind.value
-            for check in verdict.checks:
-                fields[f"{check.name}.value"] = check.value
-                fields[f"{check.name}.limit"] = check.limit
-                if check.evidence is not None:
-                    fields[f"{check.name}.evidence"] = check.evidence
-        log.info(decision.reason or s.message, extra=fields)
+    def _router(self, policy: Rollout | None, state: RolloutState, namespace: str) -> Router | None:
+        """The run's own route and backends while a run is active (a new spec cannot redirect it)."""
+        if state.phase.active and state.router is not None and state.stable_backend and state.canary_backend:
+            return self.router_for(
+                state.router, state.route_namespace or namespace, state.stable_backend, state.canary_backend
+            )
+        if policy is None:
+            return None
+        stable, canary = policy.spec.stable, policy.spec.canary
+        if state.phase.active and state.stable_backend and state.canary_backend:
+            stable, canary = state.stable_backend, state.canary_backend
+        return self.router_for(policy.spec.router, policy.route_namespace(), stable, canary)
+
+    def _metrics_request(self, policy: Rollout | None, state: RolloutState, key: str) -> None:
+        if policy is not None and state.phase.active:
+            self.readings.register(AnalysisRequest.for_policy(policy))
+        else:
+            self.readings.forget(key)
+
+    def _stuck(self, obj: RolloutObject, why: str) -> Outcome:
+        log.error("cannot reconcile", extra={"event": "rollout.stuck", "rollout": obj.key, "error": why})
+        self.actor.invalid(obj, why, self.clock())
+        return Outcome(obj.key, None, self._later(), error=why)
 
 
-def with_backends(policy: Rollout, state: RolloutState) -> Rollout:
-    """The policy as the running run sees it: a run that a new revision superseded with other
-    backends still moves (rolls back) the traffic of its own two backends."""
-    pair = (state.stable_backend, state.canary_backend)
-    if not state.phase.active or not all(pair) or pair == (policy.spec.stable, policy.spec.canary):
-        return policy
-    spec = policy.spec.model_copy(update={"stable": pair[0], "canary": pair[1]})
-    return policy.model_copy(update={"spec": spec})
+def _next(decision: Decision, now: datetime) -> datetime | None:
+    nexts = [a.at for a in decision.actions if isinstance(a, ScheduleNext)]
+    if nexts:
+        return nexts[0]
+    if decision.weight_changes:
+        return now  # see the write land
+    return None
 
 
-def _conditions(
-    obj: RolloutObject, state: RolloutState, now: datetime, *, valid: bool, message: str
-) -> list[Mapping[str, Any]]:
-    previous = {c.get("type"): c for c in obj.status.get("conditions", []) if isinstance(c, Mapping)}
+def _fields(key: str, decision: Decision) -> dict[str, Any]:
+    s = decision.state
+    fields: dict[str, Any] = {
+        "event": "rollout.decision",
+        "rollout": key,
+        "phase": s.phase.value,
+        "step": s.number,
+        "weight": s.observed.canary if s.observed else None,
+        "desired": s.desired.canary,
+    }
+    if s.verdict is not None:
+        fields["verdict"] = s.verdict.kind.value
+        for check in s.verdict.checks:
+            fields[f"{check.name}.value"] = check.value
+            fields[f"{check.name}.limit"] = check.limit
+            if check.evidence is not None:
+                fields[f"{check.name}.evidence"] = check.evidence
+    return fields
 
-    def condition(kind: str, status: bool, reason: str, text: str) -> dict[str, Any]:
-        value = "True" if status else "False"
-        before = previous.get(kind)
-        since = before.get("lastTransitionTime") if before and before.get("status") == value else None
-        return {
-            "type": kind,
-            "status": value,
-            "reason": reason,
-            "message": text[:1000],
-            "lastTransitionTime": since or now.strftime("%Y-%m-%dT%H:%M:%SZ"),
-            "observedGeneration": obj.generation,
-        }
 
-    return [
-        condition("PolicyValid", valid, "Valid" if valid else "Invalid", message),
-        condition("Completed", state.phase.final, state.phase.value, state.end_reason or state.message),
-    ]
+__all__ = ["Capacity", "Outcome", "Reconciler", "RouteProblem"]

@@ -187,7 +187,7 @@ def test_a_hand_edit_in_any_direction_pauses_and_is_never_overwritten(edit: Weig
     resumed = d.tick([command(CommandKind.RESUME, d.now)])
     assert [a.target for a in weight_actions(resumed.actions)] == [Weights(50, 50)]
     d.tick()
-    assert d.live == Weights(50, 50) and d.state.phase is Phase.PROGRESSING
+    assert d.live == Weights(50, 50) and phase_of(d) is Phase.PROGRESSING
 
 
 def test_a_hand_edit_back_to_the_previous_step_is_drift_not_a_lost_write() -> None:
@@ -231,7 +231,9 @@ def test_a_permanent_write_failure_pauses_once_and_the_status_keeps_the_true_wei
     assert d.state.route_problem == schema
     writes = sum(len(weight_actions(dec.actions)) for dec in d.decisions)
     assert writes == 1  # never retried as if transient
-    notes = [a for dec in d.decisions for a in dec.actions if isinstance(a, Notify) and a.event == "rollout.route-error"]
+    notes = [
+        a for dec in d.decisions for a in dec.actions if isinstance(a, Notify) and a.event == "rollout.route-error"
+    ]
     assert len(notes) == 1
 
 
@@ -278,9 +280,7 @@ def test_the_same_reading_is_never_judged_twice() -> None:
 def test_a_spec_naming_other_backends_first_restores_the_old_stable() -> None:
     d = Driver(policy())
     d.until(lambda d: d.state.observed == Weights(10, 90))
-    other = policy().model_copy(
-        update={"spec": policy().spec.model_copy(update={"stable": "v2", "canary": "v3"})}
-    )
+    other = policy().model_copy(update={"spec": policy().spec.model_copy(update={"stable": "v2", "canary": "v3"})})
     d.policy = other
     decision = d.tick()
     assert decision.state.phase is Phase.ROLLING_BACK and "other backends" in decision.state.end_reason

@@ -18,7 +18,6 @@ from rollout.core.states import (
     STABLE_ONLY,
     Command,
     CommandKind,
-    Observations,
     PauseReason,
     Phase,
     ProblemKind,
@@ -87,7 +86,7 @@ def test_invariants_hold_for_any_history(p: Rollout, history: list[Event]) -> No
         d.write_problem = RouteProblem(e.write_fails, "simulated") if e.write_fails else None
         if e.edit is not None and d.state.phase.active and e.edit != d.live:
             d.edit(e.edit)
-            drifted = d.state.pending is None and e.edit != d.state.desired or drifted
+            drifted = (d.state.pending is None and e.edit != d.state.desired) or drifted
         commands = [command(e.command, d.now, n=i)] if e.command else []
         if e.command in (CommandKind.RESUME, CommandKind.ABORT, CommandKind.RETRY):
             drifted = False

@@ -61,7 +61,9 @@ def test_a_state_round_trips_with_camel_case_keys_and_compact_internals() -> Non
 
 
 def test_non_finite_floats_never_reach_the_api_server() -> None:
-    verdict = Verdict(VerdictKind.FAIL, (Check("errorRate", VerdictKind.FAIL, float("inf"), 1.0, ratio=float("nan")),), True, "x")
+    verdict = Verdict(
+        VerdictKind.FAIL, (Check("errorRate", VerdictKind.FAIL, float("inf"), 1.0, ratio=float("nan")),), True, "x"
+    )
     stored = persisting.dump(RolloutState(verdict=verdict))
     assert stored["verdict"]["checks"][0]["value"] is None and stored["verdict"]["checks"][0]["ratio"] is None
     json.dumps(stored, allow_nan=False)

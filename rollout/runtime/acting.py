@@ -1,0 +1,227 @@
+"""Executing a decision's actions after its state was persisted: route writes, Events, notifications,
+command acknowledgements, telemetry.
+
+Owns what happens when an action fails: a route write that fails is remembered (by kind:
+permanent or transient) and handed to the engine on the next tick, which decides what it means
+(``Observations.write_problem``); Events for a repeating cause are recorded once and counted, not
+once per tick; notifications go through a bounded queue (``delivering``) so a slow or absent
+Slack never delays a write or a rollback. Leadership is checked before every write. It decides
+nothing and retries only through ``rollout.runtime.retrying``.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable, Mapping
+from datetime import datetime
+from typing import Protocol
+
+from rollout.core.actions import Level, Notify, RequestApproval, SetWeights
+from rollout.core.engine import Decision
+from rollout.core.states import Phase, RouteProblem
+from rollout.core.verdicts import Verdict
+from rollout.errors import KubeError, NotLeader, RouterError
+from rollout.kube.commands import CommandObject
+from rollout.kube.rollouts import RolloutObject
+from rollout.policy.models import Rollout
+from rollout.routers.base import Router
+from rollout.runtime.gathering import problem_of
+from rollout.runtime.retrying import ROUTE_WRITES
+
+log = logging.getLogger("rollout.acting")
+
+
+class Telemetry(Protocol):
+    """The daemon's own metrics, as the actor feeds them."""
+
+    def observe(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        phase: str,
+        step: int,
+        steps: int,
+        canary_weight: int,
+        desired_canary_weight: int,
+        verdict: Verdict | None,
+    ) -> None: ...
+
+    def ended(self, namespace: str, name: str, phase: str) -> None: ...
+
+    def forget(self, namespace: str, name: str) -> None: ...
+
+    def api_error(self, kind: str) -> None: ...
+
+
+class Events(Protocol):
+    def record(
+        self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
+    ) -> None: ...
+
+
+class Acknowledger(Protocol):
+    def acknowledge(self, obj: CommandObject, result: object, *, by: str, now: datetime) -> None: ...
+
+
+class Notifications(Protocol):
+    """Where notifications go (``delivering.Delivery`` queues them for the notifier)."""
+
+    def notify(self, key: str, action: Notify, policy: Rollout | None) -> None: ...
+
+    def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None: ...
+
+
+class Actor:
+    """Executes decisions; see the module docstring."""
+
+    def __init__(
+        self,
+        *,
+        acknowledger: Acknowledger,
+        notifications: Notifications,
+        events: Events | None,
+        guard: Callable[[str], None],
+        telemetry: Telemetry,
+        identity: str,
+    ) -> None:
+        self.acknowledger, self.notifications, self.events = acknowledger, notifications, events
+        self.guard, self.telemetry, self.identity = guard, telemetry, identity
+        self._lock = threading.Lock()
+        self._write_problems: dict[str, RouteProblem] = {}
+        self._recorded: dict[tuple[str, str, str], int] = {}  # (rollout, reason, message) -> times seen
+
+    def last_write_problem(self, key: str) -> RouteProblem | None:
+        """How the last write for ``key`` failed (consumed: the next tick sees it once)."""
+        with self._lock:
+            return self._write_problems.pop(key, None)
+
+    def forget(self, key: str) -> None:
+        with self._lock:
+            self._write_problems.pop(key, None)
+            for k in [k for k in self._recorded if k[0] == key]:
+                del self._recorded[k]
+        namespace, _, name = key.partition("/")
+        self.telemetry.forget(namespace, name)
+
+    def act(
+        self,
+        obj: RolloutObject,
+        router: Router | None,
+        decision: Decision,
+        commands: Mapping[str, CommandObject],
+        now: datetime,
+        *,
+        policy: Rollout | None,
+        was: Phase,
+    ) -> None:
+        """Execute ``decision`` (taken for a rollout that was in phase ``was``)."""
+        key = obj.key
+        for action in decision.actions:
+            if isinstance(action, SetWeights):
+                self._write(obj, router, action, now)
+            elif isinstance(action, Notify):
+                warning = action.level in (Level.WARNING, Level.FAILURE)
+                self.event(
+                    obj, action.event.removeprefix("rollout.").title().replace("-", ""), action.message, warning, now
+                )
+                self.notifications.notify(key, action, policy)
+            elif isinstance(action, RequestApproval):
+                self.event(obj, "ApprovalRequested", action.message, False, now)
+                self.notifications.request_approval(key, action, policy)
+        for result in decision.commands:
+            command = commands.get(result.id)
+            if command is None:
+                continue
+            try:
+                self.guard(key)
+                self.acknowledger.acknowledge(command, result, by=self.identity, now=now)
+            except (KubeError, NotLeader) as e:
+                log.warning(
+                    "command not acknowledged", extra={"event": "rollout.ack-failed", "rollout": key, "error": str(e)}
+                )
+        s = decision.state
+        namespace, name = obj.namespace, obj.name
+        self.telemetry.observe(
+            namespace,
+            name,
+            phase=s.phase.value,
+            step=s.number,
+            steps=int(obj.status.get("steps") or 0),
+            canary_weight=s.observed.canary if s.observed else 0,
+            desired_canary_weight=s.desired.canary,
+            verdict=s.verdict,
+        )
+        if s.phase.final and was is not s.phase:
+            self.telemetry.ended(namespace, name, s.phase.value)
+
+    def _write(self, obj: RolloutObject, router: Router | None, action: SetWeights, now: datetime) -> None:
+        key = obj.key
+        if router is None:
+            return
+
+        def write() -> object:
+            self.guard(key)
+            return router.set_weights(action.target, expected=action.expected)
+
+        try:
+            ROUTE_WRITES.call(write)
+        except RouterError as e:
+            problem = problem_of(e)
+            with self._lock:
+                self._write_problems[key] = problem
+            self.telemetry.api_error(type(e).__name__)
+            log.error(
+                "route write failed",
+                extra={"event": "rollout.write-failed", "rollout": key, "kind": problem.kind.value, "error": str(e)},
+            )
+            self.event(obj, "RouteWriteFailed", f"{problem.kind.value}: {problem.message}", True, now)
+            return
+        log.info(
+            "weights written",
+            extra={
+                "event": "rollout.weights",
+                "rollout": key,
+                "canary": action.target.canary,
+                "stable": action.target.stable,
+                "purpose": action.purpose.value,
+                "reason": action.reason,
+            },
+        )
+
+    def invalid(self, obj: RolloutObject, why: str, now: datetime) -> None:
+        log.error(
+            "cannot use the Rollout's spec; holding",
+            extra={"event": "rollout.invalid", "rollout": obj.key, "error": why},
+        )
+        self.event(obj, "InvalidSpec", why, True, now)
+
+    def event(self, obj: RolloutObject, reason: str, message: str, warning: bool, now: datetime) -> None:
+        """Record an Event, once per cause (a repeated cause only counts; see ``repeats``)."""
+        if self.events is None:
+            return
+        cause = (obj.key, reason, message[:1024])
+        with self._lock:
+            seen = self._recorded.get(cause, 0)
+            self._recorded[cause] = seen + 1
+            if len(self._recorded) > 10_000:  # bounded whatever happens
+                for stale in list(self._recorded)[:1000]:
+                    del self._recorded[stale]
+        if seen:
+            return
+        try:
+            self.guard(obj.key)
+            uid = obj.raw.get("metadata", {}).get("uid")
+            self.events.record(
+                obj.namespace, obj.name, uid=uid, reason=reason, message=message, warning=warning, now=now
+            )
+        except (KubeError, NotLeader) as e:
+            log.warning(
+                "event not recorded", extra={"event": "rollout.event-failed", "rollout": obj.key, "error": str(e)}
+            )
+
+    def repeats(self, key: str, reason: str, message: str) -> int:
+        """How often a cause was seen for ``key`` (1: recorded once, never repeated)."""
+        with self._lock:
+            return self._recorded.get((key, reason, message[:1024]), 0)

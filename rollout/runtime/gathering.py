@@ -1,0 +1,149 @@
+"""Gathering one tick's observations for the engine: the route's live weights, the latest counter
+reading, and the operator commands with their authors' rights checked.
+
+Owns the translation of adapter outcomes into the engine's vocabulary (``RouterError`` ->
+``RouteProblem``; a RolloutCommand -> a ``Command``, refused when malformed or when its author
+lacks the RBAC verb) and the tenancy rule (a Rollout may only move routes and backends in its own
+namespace unless the platform team allowed the pair). It makes no decision about the rollout
+and writes nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import replace
+from datetime import UTC, datetime
+
+from rollout.core.states import Command, CommandKind, ProblemKind, RouteProblem, Weights
+from rollout.errors import (
+    BackendNotInRoute,
+    KubeError,
+    RouteConflict,
+    RouteForbidden,
+    RouteNotAccepted,
+    RouteNotFound,
+    RouterError,
+    RouteSchemaError,
+    WeightsDrifted,
+)
+from rollout.kube.commands import VERBS, CommandObject
+from rollout.policy.models import Rollout
+from rollout.routers.base import Router
+
+log = logging.getLogger("rollout.gathering")
+
+Allowed = Callable[[str, Sequence[str], str, str, str], tuple[bool, str]]
+"""``(user, groups, verb, namespace, rollout) -> (allowed, reason)``: a SubjectAccessReview."""
+
+_KINDS: tuple[tuple[type[RouterError], ProblemKind], ...] = (
+    (RouteNotFound, ProblemKind.NOT_FOUND),
+    (BackendNotInRoute, ProblemKind.BACKEND_MISSING),
+    (RouteForbidden, ProblemKind.FORBIDDEN),
+    (RouteSchemaError, ProblemKind.SCHEMA),
+    (RouteConflict, ProblemKind.CONFLICT),
+    (WeightsDrifted, ProblemKind.CONFLICT),
+    (RouteNotAccepted, ProblemKind.NOT_ACCEPTED),
+)
+
+
+def problem_of(error: RouterError) -> RouteProblem:
+    """The engine's view of a router failure: what kind (permanent or not) and the adapter's words."""
+    kind = next((k for cls, k in _KINDS if isinstance(error, cls)), ProblemKind.UNAVAILABLE)
+    return RouteProblem(kind, str(error)[:1000])
+
+
+def live_weights(router: Router) -> tuple[Weights | None, RouteProblem | None]:
+    try:
+        return router.get_weights(), None
+    except RouterError as e:
+        return None, problem_of(e)
+
+
+def tenancy_problem(policy: Rollout, allowed: Mapping[str, Sequence[str]]) -> str:
+    """Why ``policy`` reaches outside its namespace without the platform team's leave (empty: it does not).
+
+    ``allowed`` maps a Rollout namespace to the other namespaces whose routes and backends its
+    Rollouts may name (setting ``tenancy.cross_namespace``).
+    """
+    own = policy.metadata.namespace
+    others = set(allowed.get(own, ()))
+    reach = [("route", policy.route_namespace())]
+    for role, backend in (("stable", policy.spec.stable), ("canary", policy.spec.canary)):
+        namespace, _, _ = backend.rpartition("/")
+        if namespace:
+            reach.append((role, namespace))
+    for what, namespace in reach:
+        if namespace != own and namespace not in others:
+            return (
+                f"spec names a {what} in namespace {namespace!r}, but Rollouts in {own!r} may only move "
+                f"routes and backends in their own namespace (the daemon's setting tenancy.cross_namespace "
+                f"allows named pairs)"
+            )
+    return ""
+
+
+def commands_of(
+    objects: Sequence[CommandObject],
+    allowed: Allowed | None,
+    *,
+    daemon: str,
+    verified: bool,
+) -> tuple[list[Command], dict[str, CommandObject]]:
+    """The engine's commands for these RolloutCommands (and each command's object, by id).
+
+    A malformed object becomes a refused command (so it is acknowledged and cannot wedge anything).
+    ``verified``: the admission policy that binds ``spec.by`` to the requester is installed; without
+    it nobody's identity can be trusted and every command is refused, except the daemon's own
+    (Slack clicks it verified). Commands by people need the RBAC verb (``kube.commands.VERBS``) on
+    the Rollout, checked with ``allowed``.
+    """
+    out: list[Command] = []
+    by_id: dict[str, CommandObject] = {}
+    for obj in objects:
+        if obj.handled:
+            continue
+        parsed = obj.parse()
+        uid = str(obj.meta.get("uid") or obj.name)
+        if isinstance(parsed, str):
+            log.warning("malformed command", extra={"event": "rollout.command-malformed", "command": obj.name})
+            parsed = Command(
+                kind=CommandKind.PAUSE,
+                by="?",
+                at=datetime.fromtimestamp(0, UTC),
+                id=uid,
+                refusal=f"RolloutCommand {obj.name} is malformed: {parsed}",
+            )
+        elif parsed.by == daemon and parsed.slack_user:
+            pass  # a verified Slack click: the policy's Slack approvers decide (core)
+        elif not verified:
+            parsed = replace(
+                parsed,
+                refusal=f"the admission policy that vouches for spec.by is not installed, so {parsed.by!r} "
+                "cannot be trusted (install deploy/base/commands-policy.yaml)",
+            )
+        elif allowed is not None:
+            verb = VERBS[parsed.kind]
+            try:
+                ok, reason = allowed(parsed.by, obj.groups, verb, obj.namespace, obj.rollout)
+            except KubeError as e:
+                ok, reason = False, f"the access review failed: {e}"
+            if not ok:
+                parsed = replace(
+                    parsed,
+                    refusal=f"{parsed.by} may not {verb} rollouts in {obj.namespace}"
+                    + (f" ({reason})" if reason else "")
+                    + f"; RBAC verb {verb!r} on rollouts.delivery.rollout.dev is needed",
+                )
+        out.append(parsed)
+        by_id[parsed.id] = obj
+    return out, by_id
+
+
+def with_backends(policy: Rollout, backends: tuple[str, str]) -> Rollout:
+    """The policy as a running run sees it: a run superseded by a revision naming other backends
+    still moves (rolls back) the traffic of its own two backends."""
+    if not all(backends) or backends == (policy.spec.stable, policy.spec.canary):
+        return policy
+    spec = policy.spec.model_copy(update={"stable": backends[0], "canary": backends[1]})
+    return policy.model_copy(update={"spec": spec})
