@@ -130,7 +130,7 @@ def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
     if weight == 0:
         if at_weight >= minimum:
             return True
-        t.set_message(f"{_count(t)}: canary at 0% for {fmt(at_weight)} of {fmt(minimum)} (nothing to judge)")
+        t.set_message(f"{_count(t)}: canary at 0% since {since:%H:%M:%S}, waiting {fmt(minimum)} (nothing to judge)")
         return False
     if verdict is not None and verdict.kind is VerdictKind.PASS and at_weight >= minimum:
         t.state = replace(t.state, promotable=verdict.enough_data)
@@ -146,9 +146,9 @@ def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
     if t.now - started >= t.spec.progress_deadline:
         _deadline(t, verdict.summary if verdict else "no verdict yet")
         return False
-    judged = verdict.summary if verdict else "waiting for the first interval at this weight"
+    judged = f"judge says {verdict.kind.value}" if verdict else "waiting for the first interval at this weight"
     if t.state.phase is Phase.PROGRESSING and not t.state.message.startswith("holding"):
-        t.set_message(f"{_count(t)}: canary at {weight}% for {fmt(at_weight)} (at least {fmt(minimum)}); {judged}")
+        t.set_message(f"{_count(t)}: canary at {weight}% since {since:%H:%M:%S} (at least {fmt(minimum)}); {judged}")
     return False
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from rollout.core.states import MetricsSample
+from rollout.core.readings import Reading
 from rollout.policy.models import CustomMetric, MetricLabels, Rollout
 
 
@@ -53,7 +53,7 @@ class AnalysisRequest:
 
 
 class MetricsProvider(Protocol):
-    def collect(self, batch: Sequence[AnalysisRequest], at: datetime) -> dict[str, MetricsSample]:
+    def collect(self, batch: Sequence[AnalysisRequest], at: datetime) -> dict[str, Reading]:
         """Measure every request of the batch at time ``at``; the result maps ``key`` to its sample.
 
         Must not raise for a single bad rollout (its sample carries the error outcome); every

@@ -23,7 +23,7 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
 from rollout.core.actions import Level, Notify, RequestApproval
-from rollout.core.states import Check, Verdict, VerdictKind
+from rollout.core.verdicts import Check, Verdict, VerdictKind
 from rollout.errors import NotifierError
 
 APPROVE_ACTION = "rollout.approve"

@@ -118,8 +118,10 @@ class Reconciler:
     commands_verified: Callable[[], bool] = lambda: True
     cross_namespace: Mapping[str, Sequence[str]] = field(default_factory=dict)
     retry_seconds: float = 30.0
+    flush_seconds: float = 60.0  # longest the judge's progress alone stays unwritten
     policies: dict[str, Rollout] = field(default_factory=dict)  # last valid policy of each rollout (Slack routing)
     reconcile_seconds: Callable[[float], None] = lambda _: None
+    _unsaved: dict[str, tuple[str, RolloutState, float]] = field(default_factory=dict)
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         key = f"{namespace}/{name}"
@@ -141,8 +143,20 @@ class Reconciler:
         finally:
             self.reconcile_seconds(time.monotonic() - started)
 
+    def _must_write(self, key: str, new: dict[str, Any], old: dict[str, Any]) -> bool:
+        """Write when anything but the judge's running numbers changed, or they went unwritten
+        for ``flush_seconds``. Skipping is safe: the judge's memory and the reading it absorbed are
+        kept (and, after a restart, restored) together, so a later interval covers the gap once."""
+        if new == old:
+            return False
+        if _material(new) != _material(old):
+            return True
+        written = self._unsaved.get(key)
+        return written is None or time.monotonic() - written[2] >= self.flush_seconds
+
     def forget(self, key: str) -> None:
         """A Rollout is gone: release everything held for it."""
+        self._unsaved.pop(key, None)
         self.readings.forget(key)
         self.capacity.update(key, False)
         self.policies.pop(key, None)
@@ -158,6 +172,9 @@ class Reconciler:
             state = obj.state()
         except StateError as e:
             return self._stuck(obj, f"the stored status cannot be read ({e}); fix or clear status.state")
+        unsaved = self._unsaved.get(key)
+        if unsaved is not None and unsaved[0] == obj.resource_version:
+            state = unsaved[1]  # the judge's progress since the last write (see _persist)
         loaded = load_object(obj.raw, f"Rollout {key}")
         policy = loaded.rollouts[0].rollout if loaded.ok else None
         invalid = "; ".join(str(p) for p in loaded.problems)[:2000]
@@ -200,13 +217,18 @@ class Reconciler:
             invalid=invalid,
         )
         wrote = False
-        if document != dict(obj.status):
+        if self._must_write(key, document, dict(obj.status)):
             self.leadership.guard(key)
             try:
                 obj = self.rollouts.write_status(obj, document)
             except KubeConflict:
+                self._unsaved.pop(key, None)
                 return Outcome(key, state.phase, now, error="status changed under us; reconciling again")
+            self._unsaved[key] = (obj.resource_version, decision.state, time.monotonic())
             wrote = True
+        elif decision.state != state:
+            since = self._unsaved.get(key, ("", state, time.monotonic()))[2]
+            self._unsaved[key] = (obj.resource_version, decision.state, since)
         self.capacity.update(key, decision.state.phase.active)
         self._metrics_request(policy, decision.state, key)
         self.actor.act(obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase)
@@ -236,6 +258,18 @@ class Reconciler:
         log.error("cannot reconcile", extra={"event": "rollout.stuck", "rollout": obj.key, "error": why})
         self.actor.invalid(obj, why, self.clock())
         return Outcome(obj.key, None, self._later(), error=why)
+
+
+_JUDGE_FIELDS = ("judge", "baseline", "verdict", "verdictStep", "judgedAt")
+
+
+def _material(status: Mapping[str, Any]) -> dict[str, Any]:
+    """A status without the judge's running numbers (what must reach the API server at once)."""
+    out = {k: v for k, v in status.items() if k != "verdict"}
+    state = status.get("state")
+    if isinstance(state, Mapping):
+        out["state"] = {k: v for k, v in state.items() if k not in _JUDGE_FIELDS}
+    return out
 
 
 def _next(decision: Decision, now: datetime) -> datetime | None:
