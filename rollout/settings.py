@@ -64,6 +64,26 @@ class PrometheusSettings(Section):
         return self
 
 
+class TenancySettings(Section):
+    """Which namespaces a Rollout may reach beyond its own (none by default)."""
+
+    cross_namespace: dict[str, list[str]] = Field(
+        default_factory=dict,
+        description="Rollout namespace -> other namespaces whose routes and backends its Rollouts may name",
+    )
+
+
+class CommandSettings(Section):
+    """Operator commands (RolloutCommand objects)."""
+
+    require_admission_policy: bool = Field(
+        default=True,
+        description="refuse every command unless the ValidatingAdmissionPolicy that binds spec.by to the "
+        "requester is installed (deploy/base/commands-policy.yaml)",
+    )
+    retention_seconds: float = Field(default=3600.0, gt=0, description="handled commands are deleted after this")
+
+
 class KubeSettings(Section):
     """How to reach the Kubernetes API."""
 
@@ -149,6 +169,22 @@ class Settings(BaseSettings):
         validation_alias="KUBECONFIG",
         description="the standard $KUBECONFIG (first file is used)",
     )
+    status_flush_seconds: float = Field(
+        default=60.0, gt=0, description="longest the judge's running numbers alone go unwritten to a Rollout's status"
+    )
+    metrics_delay_seconds: float = Field(
+        default=2.0, ge=0, description="metrics batches are evaluated this long before their slot (ingestion delay)"
+    )
+    prometheus_endpoints: dict[str, PrometheusSettings] = Field(
+        default_factory=dict,
+        description="named Prometheus endpoints a policy may pick with analysis.prometheus.endpoint (besides 'default')",
+    )
+    prometheus_policy_addresses: list[str] = Field(
+        default_factory=list,
+        description="URL prefixes a policy may name in analysis.prometheus.address (never sent the daemon's credentials)",
+    )
+    tenancy: TenancySettings = Field(default_factory=TenancySettings)
+    commands: CommandSettings = Field(default_factory=CommandSettings)
     kube: KubeSettings = Field(default_factory=KubeSettings)
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)

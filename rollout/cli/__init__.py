@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from rollout import __version__
-from rollout.cli import offline, operating
+from rollout.cli import offline, operating, viewing
 from rollout.errors import RolloutError
 
 
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     offline.register(sub)
     operating.register(sub)
+    viewing.register(sub)
     return parser
 
 

@@ -10,14 +10,15 @@ import argparse
 import json
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rollout.core.planning import Plan, plan
-from rollout.core.sizing import StepSizing
-from rollout.policy.loading import LoadedRollout, load_paths
-from rollout.policy.models import Rollout
-from rollout.runtime.charting import render_svg
-from rollout.runtime.simulating import Scenario, Simulation, simulate
+if TYPE_CHECKING:  # the handlers import what they use, so `rollout --help` stays quick
+    from rollout.core.planning import Plan
+    from rollout.core.sizing import StepSizing
+    from rollout.policy.models import Rollout
+    from rollout.runtime.simulating import Simulation
+
+SCENARIOS = ("healthy", "error-spike", "latency-spike", "no-traffic")
 
 
 def register(sub: Any) -> None:
@@ -56,7 +57,7 @@ def register(sub: Any) -> None:
     )
     p.add_argument("policy", metavar="POLICY")
     p.add_argument("--name", help="which Rollout, when the file holds several")
-    p.add_argument("--scenario", choices=[s.value for s in Scenario], default=Scenario.HEALTHY.value)
+    p.add_argument("--scenario", choices=SCENARIOS, default="healthy")
     p.add_argument(
         "--at-step",
         type=int,
@@ -79,6 +80,8 @@ def register(sub: Any) -> None:
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
+    from rollout.policy.loading import load_paths
+
     result = load_paths(args.paths)
     for problem in result.problems:
         print(problem)
@@ -94,6 +97,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
 
 
 def _one(path: str, name: str | None) -> Rollout | None:
+    from rollout.policy.loading import LoadedRollout, load_paths
+
     result = load_paths([path])
     for problem in result.problems:
         print(problem, file=sys.stderr)
@@ -112,6 +117,8 @@ def _one(path: str, name: str | None) -> Rollout | None:
 
 
 def cmd_plan(args: argparse.Namespace) -> int:
+    from rollout.core.planning import plan
+
     policy = _one(args.policy, args.name)
     if policy is None:
         return 1
@@ -184,6 +191,9 @@ def _sizing_dict(s: StepSizing) -> dict[str, Any]:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
+    from rollout.runtime.charting import render_svg
+    from rollout.runtime.simulating import Scenario, simulate
+
     policy = _one(args.policy, args.name)
     if policy is None:
         return 1
@@ -235,6 +245,8 @@ def _fmt(seconds: float) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
+    from rollout.policy.models import Rollout
+
     del args
     print(json.dumps(Rollout.model_json_schema(by_alias=True), indent=2))
     return 0

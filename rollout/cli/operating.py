@@ -1,9 +1,12 @@
-"""Subcommands that talk to the cluster: ``run`` (the daemon), ``status``, and the operator commands
-``approve``, ``abort``, ``promote``, ``pause``, ``resume``, ``retry``.
+"""Subcommands that change something: ``run`` (the daemon) and the operator commands ``approve``,
+``abort``, ``promote``, ``pause``, ``resume``, ``retry``.
 
-Operator commands go through the Kubernetes API (so RBAC decides who may), as an entry in the
-Rollout's commands annotation naming who asked (from a SelfSubjectReview); the daemon acts on
-it at its next tick and records it in the status.
+An operator command creates a ``RolloutCommand`` object through the Kubernetes API, as the user the
+API server authenticates (``spec.by`` and ``spec.groups`` from a SelfSubjectReview; an admission
+policy refuses anything else), then waits until the daemon acknowledges it: exit 0 when accepted,
+1 with the daemon's reason when it was ignored or refused, 2 when nothing answered within
+``--timeout`` (``--no-wait`` returns as soon as the command is recorded). Heavy modules are
+imported only when a command runs.
 """
 
 from __future__ import annotations
@@ -12,21 +15,11 @@ import argparse
 import json
 import sys
 import time
-import uuid
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from kubernetes import client as k8s
-from pydantic import BaseModel
-
-from rollout.core.states import Command, CommandKind
-from rollout.kube.client import KubeClient
-from rollout.kube.rollouts import RolloutObject, RolloutObjects
-from rollout.runtime.daemon import Daemon, kube_client
-from rollout.runtime.logs import configure
-from rollout.runtime.retrying import KUBE_WRITES
-from rollout.settings import Settings, load_settings, setting_docs
+from rollout.cli.targeting import add_target, client, namespace
+from rollout.core.states import CommandKind
 
 _COMMANDS = {
     "approve": (CommandKind.APPROVE, "approve the pending approval gate"),
@@ -36,6 +29,7 @@ _COMMANDS = {
     "resume": (CommandKind.RESUME, "continue a paused rollout (after drift: restore rollout's weights)"),
     "retry": (CommandKind.RETRY, "start a rolled-back or aborted rollout again"),
 }
+EXIT_ACCEPTED, EXIT_REFUSED, EXIT_TIMEOUT = 0, 1, 2
 
 
 def register(sub: Any) -> None:
@@ -61,39 +55,30 @@ def register(sub: Any) -> None:
     p.add_argument("--no-leader-election", action="store_true", help="write without holding the lease")
     p.set_defaults(handler=cmd_run)
 
-    p = sub.add_parser(
-        "status",
-        help="show rollouts and why they are where they are",
-        description="Show one Rollout in detail, or all Rollouts of a namespace.",
-    )
-    p.add_argument("name", nargs="?", metavar="NAME")
-    _target(p)
-    p.add_argument("-A", "--all-namespaces", action="store_true")
-    p.add_argument("--watch", "-w", action="store_true", help="refresh every 2s until interrupted")
-    p.add_argument("--json", action="store_true", help="print the raw status as JSON")
-    p.set_defaults(handler=cmd_status)
-
     for verb, (kind, text) in _COMMANDS.items():
         p = sub.add_parser(
             verb,
             help=text.replace("%", "%%"),
-            description=f"{text[0].upper()}{text[1:]}. The daemon acts on it at its next tick and records who asked.",
+            description=f"{text[0].upper()}{text[1:]}. Recorded as a RolloutCommand in the Rollout's "
+            "namespace (RBAC: create rolloutcommands, and the verb "
+            f"'{'promote' if kind is CommandKind.PROMOTE else kind.value}' on rollouts); waits for the "
+            "daemon to act on it. Exit 0: accepted; 1: ignored or refused (the daemon's reason is "
+            "printed); 2: no answer within --timeout.",
         )
         p.add_argument("name", metavar="NAME")
-        _target(p)
+        add_target(p)
         p.add_argument("--reason", default="", help="why (recorded with the command)")
+        p.add_argument("--no-wait", action="store_true", help="return once the command is recorded")
+        p.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the daemon (default 60)")
         if verb == "promote":
             p.add_argument("--full", action="store_true", help="skip every remaining step and promote now")
         p.set_defaults(handler=cmd_command, kind=kind)
 
 
-def _target(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--namespace", "-n", default="default", help="namespace of the Rollout (default: default)")
-    p.add_argument("--kubeconfig", type=Path, help="kubeconfig file")
-
-
 def settings_help() -> str:
     """Every setting with its environment variable and default, generated from the Settings model."""
+    from rollout.settings import setting_docs
+
     lines = ["settings (environment variables; flags above override them):"]
     for doc in setting_docs():
         shown = "unset" if doc.default is None or doc.default == [] else json.dumps(doc.default, default=str)
@@ -101,21 +86,17 @@ def settings_help() -> str:
     return "\n".join(lines)
 
 
-def _settings(args: argparse.Namespace) -> Settings:
-    settings = load_settings()
-    kube = settings.kube
-    if getattr(args, "kubeconfig", None):
-        kube = kube.model_copy(update={"kubeconfig": args.kubeconfig})
-    return settings.model_copy(update={"kube": kube})
-
-
-def _client(args: argparse.Namespace) -> KubeClient:
-    return kube_client(_settings(args))
-
-
 def cmd_run(args: argparse.Namespace) -> int:
-    settings = _settings(args)
+    from pydantic import BaseModel
+
+    from rollout.runtime.daemon import Daemon
+    from rollout.runtime.logs import configure
+    from rollout.settings import Settings, load_settings
+
+    settings = load_settings()
     updates: dict[str, Any] = {}
+    if args.kubeconfig:
+        updates["kube"] = settings.kube.model_copy(update={"kubeconfig": args.kubeconfig})
     if args.namespaces:
         updates["watch_namespaces"] = args.namespaces
     if args.policy_dir:
@@ -136,105 +117,48 @@ def cmd_run(args: argparse.Namespace) -> int:
     return Daemon(settings).run()
 
 
-def whoami(client: KubeClient) -> str:
-    """The caller's Kubernetes username (SelfSubjectReview), for the record of who asked."""
-    try:
-        body: Any = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-        api = k8s.AuthenticationV1Api(client.api_client)
-        review = api.create_self_subject_review(body, _request_timeout=client.timeout)
-        info = review.status.user_info if review.status else None
-        return str(info.username) if info is not None and info.username else "unknown"
-    except Exception:  # an older API server: fall back to an honest "unknown"
-        return "unknown"
-
-
 def cmd_command(args: argparse.Namespace) -> int:
-    client = _client(args)
+    from rollout.kube.access import whoami
+    from rollout.kube.commands import CommandObjects, command_body
+    from rollout.kube.rollouts import RolloutObjects
+
     kind: CommandKind = args.kind
     if kind is CommandKind.PROMOTE and getattr(args, "full", False):
         kind = CommandKind.PROMOTE_FULL
-    command = Command(
-        kind=kind,
-        by=whoami(client),
-        at=datetime.now(UTC),
-        id=f"cli-{uuid.uuid4().hex[:12]}",
+    kube = client(args)
+    ns = namespace(args)
+    rollout = RolloutObjects(kube).get(ns, args.name)
+    me = whoami(kube)
+    body = command_body(
+        ns,
+        args.name,
+        kind,
+        by=me.username,
+        groups=me.groups,
         reason=args.reason,
+        rollout_uid=str(rollout.raw.get("metadata", {}).get("uid") or "") or None,
     )
-    objects = RolloutObjects(client)
-    KUBE_WRITES.call(lambda: objects.add_command(args.namespace, args.name, command))
-    print(
-        f"{kind.value} requested for {args.namespace}/{args.name} by {command.by} (id {command.id}); "
-        "the daemon acts on it at its next tick"
-    )
-    return 0
-
-
-def cmd_status(args: argparse.Namespace) -> int:
-    client = _client(args)
-    objects = RolloutObjects(client)
+    commands = CommandObjects(kube)
+    created = commands.create(body)
+    print(f"{kind.value} requested for {ns}/{args.name} by {me.username} (RolloutCommand {created.name})")
+    if args.no_wait:
+        return EXIT_ACCEPTED
+    deadline = time.monotonic() + max(args.timeout, 0.0)
     while True:
-        if args.name:
-            obj = objects.get(args.namespace, args.name)
-            text = json.dumps(obj.raw.get("status", {}), indent=2) if args.json else describe(obj)
-        else:
-            found = objects.list(None if args.all_namespaces else [args.namespace])
-            text = json.dumps([{"rollout": o.key, **o.status} for o in found], indent=2) if args.json else table(found)
-        if not args.watch:
-            print(text)
-            return 0
-        sys.stdout.write("\x1b[H\x1b[2J" + text + "\n")
-        sys.stdout.flush()
-        time.sleep(2)
-
-
-def table(found: list[RolloutObject]) -> str:
-    rows = [("ROLLOUT", "PHASE", "STEP", "CANARY", "STABLE", "MESSAGE")]
-    for o in found:
-        s = o.status
-        rows.append(
-            (
-                o.key,
-                str(s.get("phase", "-")),
-                str(s.get("step", "-")),
-                str(s.get("canaryWeight", "-")),
-                str(s.get("stableWeight", "-")),
-                str(s.get("message", ""))[:80],
+        status = commands.get(ns, created.name).raw.get("status") or {}
+        phase = status.get("phase")
+        if phase:
+            message = status.get("message", "")
+            if phase == "Accepted":
+                print(f"accepted: {message}")
+                return EXIT_ACCEPTED
+            print(f"{phase.lower()}: {message}", file=sys.stderr)
+            return EXIT_REFUSED
+        if time.monotonic() >= deadline:
+            print(
+                f"no answer from the daemon within {args.timeout:g}s; the command stays recorded "
+                f"(kubectl get rolloutcommands -n {ns} {created.name})",
+                file=sys.stderr,
             )
-        )
-    widths = [max(len(r[i]) for r in rows) for i in range(5)]
-    return "\n".join("  ".join(c.ljust(widths[i]) if i < 5 else c for i, c in enumerate(r)) for r in rows)
-
-
-def describe(obj: RolloutObject) -> str:
-    s = obj.status
-    state = obj.state()
-    lines = [
-        f"Rollout {obj.key}",
-        f"  phase      {s.get('phase', 'Pending')}   step {s.get('step', 0)}   "
-        f"canary {s.get('canaryWeight', 0)}%  stable {s.get('stableWeight', 100)}%   revision {s.get('revision', '-')}",
-        f"  message    {s.get('message', '')}",
-    ]
-    if state.end_reason:
-        lines.append(f"  why        {state.end_reason}")
-    if state.pause_reason:
-        lines.append(f"  paused     {state.pause_reason}")
-    verdict = state.verdict
-    if verdict is not None:
-        lines.append(
-            f"  verdict    {verdict.kind.value} (enough data: {verdict.enough_data}) at {state.last_judged_at}"
-        )
-        for check in verdict.checks:
-            evidence = "" if check.evidence is None else f"  evidence {check.evidence:.3g} / {check.threshold:.3g}"
-            lines.append(f"    {check.name:<12} {check.verdict.value:<5} {check.detail}{evidence}")
-        if not verdict.checks:
-            lines.append(f"    {verdict.summary}")
-    pending = obj.commands()
-    for command in pending:
-        lines.append(f"  pending    {command.kind.value} by {command.by} at {command.at:%H:%M:%S}")
-    for cond in s.get("conditions", []):
-        lines.append(
-            f"  condition  {cond.get('type')}={cond.get('status')} {cond.get('reason', '')}: {cond.get('message', '')}"[
-                :160
-            ]
-        )
-    return "\n".join(lines)
+            return EXIT_TIMEOUT
+        time.sleep(0.5)

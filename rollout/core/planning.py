@@ -45,8 +45,10 @@ def plan(policy: Rollout, rps: float | None = None) -> Plan:
     """
     spec, analysis = policy.spec, policy.spec.analysis
     interval = analysis.interval
-    # A setWeight step needs a judgement taken after the weight moved, at a tick boundary, and at
-    # least stepDuration at that weight.
+    # A setWeight step passes once the route has carried its weight for stepDuration and a verdict
+    # on data taken at that weight passed: the first such data is one interval of readings that
+    # start after the change (the earliest verdict comes one interval after the first scrape that
+    # follows the change), so never sooner than max(stepDuration, interval) on the interval grid.
     judged = _ceil_to(max(analysis.effective_step_duration, interval), interval)
     rows: list[PlannedStep] = []
     canary = 0
@@ -57,7 +59,10 @@ def plan(policy: Rollout, rps: float | None = None) -> Plan:
             if canary == 0:
                 gate = f"wait {_fmt(judged)} (nothing to judge at 0%)"
             else:
-                gate = f"{analysis.judge.value} judge passes; at least {_fmt(judged)}"
+                gate = (
+                    f"{_fmt(judged)} at {canary}% and a passing {analysis.judge.value} verdict on "
+                    f">= {analysis.min_requests} canary requests at {canary}%"
+                )
             rows.append(PlannedStep(i, "setWeight", canary, judged, gate, unbounded=False))
         elif step.pause is not None:
             if step.pause.duration is None:
@@ -90,8 +95,6 @@ def plan(policy: Rollout, rps: float | None = None) -> Plan:
         rows = [_sized(policy, row, rps, warnings) for row in rows]
     if canary < 100:
         warnings.append(f"the last setWeight is {canary}%: promotion then moves the rest of the traffic in one jump")
-    if analysis.effective_window < interval:
-        warnings.append("analysis.window is shorter than analysis.interval: some requests are never judged")
     if not analysis.slos.error_rate and not analysis.slos.latency and not analysis.metrics:
         warnings.append("no SLOs and no metrics: every judgement passes on request count alone")
     total = sum((r.min_duration for r in rows), timedelta(0))

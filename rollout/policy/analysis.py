@@ -102,10 +102,27 @@ class MetricLabels(Model):
 
 
 class PrometheusOverride(Model):
-    """Per-policy overrides of the daemon's Prometheus settings."""
+    """Which Prometheus judges this policy: one the platform team configured (by name), or an
+    address the daemon's settings allow (it never receives the daemon's credentials)."""
 
-    address: str | None = Field(default=None, pattern=r"^https?://", description="another Prometheus for this policy")
+    endpoint: str | None = Field(
+        default=None,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=63,
+        description="a Prometheus endpoint the daemon knows by this name (setting prometheus_endpoints); default: its own",
+    )
+    address: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="a Prometheus URL the daemon's settings allow (prometheus_policy_addresses); sent no credentials",
+    )
     headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers (e.g. a tenant)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> PrometheusOverride:
+        if self.endpoint is not None and self.address is not None:
+            raise ValueError("set at most one of endpoint and address")
+        return self
 
 
 class UnavailableAction(StrEnum):
@@ -164,16 +181,21 @@ class Analysis(Model):
     """How each step is judged."""
 
     interval: Duration = Field(default=timedelta(seconds=30), description="how often the canary is judged")
-    window: Duration | None = Field(default=None, description="query range; default: interval")
+    window: Duration | None = Field(
+        default=None, description="range substituted for {window} in custom metric queries; default: interval"
+    )
     step_duration: Duration | None = Field(
-        default=None, description="minimum time at each setWeight step; default: interval"
+        default=None,
+        description="minimum time the route must carry each setWeight before the step may pass; default: interval",
     )
     judge: JudgeKind = Field(
         default=JudgeKind.SEQUENTIAL, description="sequential (canary vs stable, always valid) or fixed threshold"
     )
     slos: SLOs = Field(default_factory=SLOs, description="the service level objectives judged at every step")
     metrics: list[CustomMetric] = Field(default_factory=list, description="custom PromQL checks")
-    min_requests: int = Field(default=100, ge=0, description="canary requests needed before anything passes")
+    min_requests: int = Field(
+        default=100, ge=0, description="canary requests judged at a step's weight before that step may pass"
+    )
     no_data: NoDataPolicy = Field(
         default=NoDataPolicy.HOLD, description="missing/thin data: hold, fail, or pass (never promotes)"
     )

@@ -83,6 +83,40 @@ def tenancy_problem(policy: Rollout, allowed: Mapping[str, Sequence[str]]) -> st
     return ""
 
 
+def metrics_problem(policy: Rollout, endpoints: Sequence[str], addresses: Sequence[str]) -> str:
+    """Why ``policy``'s choice of Prometheus is not allowed (empty: it is).
+
+    ``endpoints``: the names of the endpoints the platform team configured ("default" included);
+    ``addresses``: URL prefixes a policy may name itself (it then gets no credentials of the daemon).
+    """
+    chosen = policy.spec.analysis.prometheus
+    if chosen.endpoint is not None and chosen.endpoint not in endpoints:
+        return (
+            f"spec.analysis.prometheus.endpoint {chosen.endpoint!r} is not a Prometheus endpoint of this daemon "
+            f"(it knows: {', '.join(sorted(endpoints))}; setting prometheus_endpoints)"
+        )
+    if chosen.address is not None and not any(chosen.address.startswith(prefix) for prefix in addresses):
+        return (
+            "spec.analysis.prometheus.address is not allowed: the daemon only queries Prometheus endpoints the "
+            "platform team configured (name one with spec.analysis.prometheus.endpoint, or have the setting "
+            "prometheus_policy_addresses allow this address)"
+        )
+    return ""
+
+
+def vet(
+    cross_namespace: Mapping[str, Sequence[str]],
+    endpoints: Sequence[str] = ("default",),
+    addresses: Sequence[str] = (),
+) -> Callable[[Rollout], str]:
+    """The daemon's checks of what a policy may reach (namespaces, Prometheus), as one function."""
+
+    def check(policy: Rollout) -> str:
+        return tenancy_problem(policy, cross_namespace) or metrics_problem(policy, endpoints, addresses)
+
+    return check
+
+
 def commands_of(
     objects: Sequence[CommandObject],
     allowed: Allowed | None,

@@ -34,7 +34,7 @@ from rollout.policy.loading import load_object
 from rollout.policy.models import Rollout, RouterSpec
 from rollout.routers.base import Router
 from rollout.runtime.acting import Actor
-from rollout.runtime.gathering import Allowed, commands_of, live_weights, tenancy_problem
+from rollout.runtime.gathering import Allowed, commands_of, live_weights, vet
 
 log = logging.getLogger("rollout.reconcile")
 
@@ -116,7 +116,7 @@ class Reconciler:
     identity: str
     allowed: Allowed | None = None
     commands_verified: Callable[[], bool] = lambda: True
-    cross_namespace: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    vet: Callable[[Rollout], str] = field(default_factory=lambda: vet({}))
     retry_seconds: float = 30.0
     flush_seconds: float = 60.0  # longest the judge's progress alone stays unwritten
     policies: dict[str, Rollout] = field(default_factory=dict)  # last valid policy of each rollout (Slack routing)
@@ -179,7 +179,7 @@ class Reconciler:
         policy = loaded.rollouts[0].rollout if loaded.ok else None
         invalid = "; ".join(str(p) for p in loaded.problems)[:2000]
         if policy is not None and not invalid:
-            invalid = tenancy_problem(policy, self.cross_namespace)
+            invalid = self.vet(policy)
         if policy is not None and not invalid:
             self.policies[key] = policy
         run_policy = policy if policy is not None and not invalid else self.policies.get(key)

@@ -13,6 +13,7 @@ from rollout.core.states import STABLE_ONLY, CommandKind, Phase, Weights
 from rollout.errors import KubeConflict, RouteSchemaError
 from rollout.runtime.acting import Actor
 from rollout.runtime.batching import MetricsBatcher
+from rollout.runtime.gathering import vet
 from rollout.runtime.reconciling import Capacity, Outcome, Reconciler
 from tests.runtime.fakes import (
     Clock,
@@ -68,7 +69,7 @@ class Shell:
             clock=self.clock,
             identity=DAEMON,
             allowed=lambda user, groups, verb, ns, name: (self.access.get(user, True), "RBAC says no"),
-            cross_namespace=self.cross_namespace,
+            vet=vet(self.cross_namespace, ("default", "team-prom"), ("https://allowed.example/",)),
         )
 
     def reconcile(self, key: str = "team/shop") -> Outcome:
@@ -326,3 +327,20 @@ def test_timers_are_computed_from_the_stored_state() -> None:
     assert outcome.next_at is not None
     started = shell.clock.now.fromisoformat(state["stepStartedAt"])
     assert outcome.next_at == started + timedelta(seconds=7)
+
+
+@pytest.mark.parametrize(
+    ("prometheus", "refused"),
+    [
+        ({"endpoint": "team-prom"}, False),
+        ({"endpoint": "someone-elses"}, True),
+        ({"address": "https://allowed.example/api"}, False),
+        ({"address": "http://attacker.example:9090"}, True),
+    ],
+)
+def test_a_policy_picks_only_prometheus_endpoints_the_platform_allows(prometheus: dict[str, str], refused: bool) -> None:
+    shell = Shell()
+    shell.rollouts.put(rollout_doc(prometheus=prometheus))
+    shell.reconcile()
+    assert (shell.phase() == "Invalid") is refused
+    assert bool(shell.routes.route("team").writes) is not refused
