@@ -58,6 +58,24 @@ class RequestApproval:
     channel: str | None = None
 
 
+class Resolution(StrEnum):
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    TIMED_OUT = "timed-out"
+    CLOSED = "closed"  # no longer asked: skipped, aborted, superseded or the run ended otherwise
+
+
+@dataclass(frozen=True)
+class ApprovalResolved:
+    """The approval request ``key`` is answered or no longer asked (update the message in place)."""
+
+    key: str
+    number: int
+    resolution: Resolution
+    by: str = ""  # who approved or rejected
+    detail: str = ""  # e.g. "paused" / "rolled back" after a timeout
+
+
 @dataclass(frozen=True)
 class ScheduleNext:
     """When the engine next needs a tick; the runtime runs it then (or earlier), never later.
@@ -68,4 +86,4 @@ class ScheduleNext:
     at: datetime
 
 
-Action = SetWeights | Notify | RequestApproval | ScheduleNext
+Action = SetWeights | Notify | RequestApproval | ApprovalResolved | ScheduleNext

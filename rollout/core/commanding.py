@@ -213,7 +213,7 @@ def _resume(t: Tick, s: RolloutState, who: str, ignored: _Ignored, done: _Done) 
                 phase=Phase.AWAITING_APPROVAL,
                 pause_reason=None,
                 pause_detail="",
-                approval_requested_at=now,
+                approval_requested_at=None,  # asked again, in a new message
                 message=f"waiting for approval again: {who}",
             )
         )

@@ -14,12 +14,28 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import datetime
 
-from rollout.core.actions import Action, Level, ScheduleNext, SetWeights, WeightPurpose
-from rollout.core.commanding import apply_commands
+from rollout.core.actions import (
+    Action,
+    ApprovalResolved,
+    Level,
+    Resolution,
+    ScheduleNext,
+    SetWeights,
+    WeightPurpose,
+)
+from rollout.core.commanding import apply_commands, approval_key
 from rollout.core.evaluating import evaluate
 from rollout.core.judging import JudgeMemory
 from rollout.core.observing import observe_route
-from rollout.core.states import STABLE_ONLY, CommandKind, CommandResult, Observations, Phase, RolloutState
+from rollout.core.states import (
+    STABLE_ONLY,
+    CommandKind,
+    CommandResult,
+    Observations,
+    PauseReason,
+    Phase,
+    RolloutState,
+)
 from rollout.core.stepping import advance, check_deadline, finish_rollback, next_tick
 from rollout.core.ticking import Decision, Tick, rollback
 from rollout.core.verdicts import VerdictKind
@@ -46,8 +62,36 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
         t.say(f"{t.state.phase.value}: {t.state.end_reason or t.state.message}".rstrip(": "))
     elif t.state.phase.active or t.state.phase is Phase.PENDING:
         t.actions.append(ScheduleNext(at=next_tick(t)))
+    resolved = _approval_resolved(state, t.state)
+    if resolved is not None:
+        t.actions.append(resolved)
     reason = "; ".join(dict.fromkeys(t.reasons)) or t.state.message
     return Decision(state=t.state, actions=tuple(t.actions), reason=reason, commands=tuple(t.results))
+
+
+def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalResolved | None:
+    """The approval request that was pending before this tick and is not any more, with how it ended."""
+    if before.approval_requested_at is None or before.phase is not Phase.AWAITING_APPROVAL:
+        return None
+    same = (
+        after.revision == before.revision
+        and after.step == before.step
+        and after.approval_requested_at == before.approval_requested_at
+        and after.phase is Phase.AWAITING_APPROVAL
+    )
+    if same:
+        return None
+    key, number = approval_key(before), before.number
+    approved = after.approvals[len(before.approvals) :] if len(after.approvals) > len(before.approvals) else ()
+    if approved:
+        return ApprovalResolved(key, number, Resolution.APPROVED, by=approved[-1].split(": ", 1)[-1])
+    if after.pause_reason is PauseReason.APPROVAL_TIMEOUT:
+        return ApprovalResolved(key, number, Resolution.TIMED_OUT, detail="paused")
+    if after.phase is Phase.ROLLING_BACK and "approval timed out" in after.end_reason:
+        return ApprovalResolved(key, number, Resolution.TIMED_OUT, detail="rolled back")
+    if after.aborted_by and not before.aborted_by:
+        return ApprovalResolved(key, number, Resolution.REJECTED, by=after.aborted_by, detail=after.end_reason)
+    return ApprovalResolved(key, number, Resolution.CLOSED, detail=after.message)
 
 
 def _revision(t: Tick) -> None:

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from rollout.core.actions import Notify, RequestApproval
+from rollout.core.actions import ApprovalResolved, Notify, RequestApproval
+from rollout.notifiers.base import RolloutSnapshot
 
 
 class NullNotifier:
@@ -11,3 +12,9 @@ class NullNotifier:
 
     def request_approval(self, rollout: str, request: RequestApproval) -> None:
         del rollout, request
+
+    def approval_resolved(self, rollout: str, resolved: ApprovalResolved) -> None:
+        del rollout, resolved
+
+    def update(self, snapshot: RolloutSnapshot) -> None:
+        del snapshot

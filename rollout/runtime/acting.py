@@ -17,13 +17,14 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
-from rollout.core.actions import Level, Notify, RequestApproval, SetWeights
+from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetWeights
 from rollout.core.engine import Decision
 from rollout.core.states import Phase, RouteProblem
 from rollout.core.verdicts import Verdict
 from rollout.errors import KubeError, NotLeader, RouterError
 from rollout.kube.commands import CommandObject
 from rollout.kube.rollouts import RolloutObject
+from rollout.notifiers.base import RolloutSnapshot
 from rollout.policy.models import Rollout
 from rollout.routers.base import Router
 from rollout.runtime.gathering import problem_of
@@ -72,6 +73,10 @@ class Notifications(Protocol):
 
     def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None: ...
 
+    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None: ...
+
+    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None: ...
+
 
 class Actor:
     """Executes decisions; see the module docstring."""
@@ -115,8 +120,10 @@ class Actor:
         *,
         policy: Rollout | None,
         was: Phase,
+        changed: bool = False,
     ) -> None:
-        """Execute ``decision`` (taken for a rollout that was in phase ``was``)."""
+        """Execute ``decision`` (taken for a rollout that was in phase ``was``; ``changed``: its status
+        changed in a way people see, so messages showing its state are refreshed)."""
         key = obj.key
         for action in decision.actions:
             if isinstance(action, SetWeights):
@@ -130,6 +137,10 @@ class Actor:
             elif isinstance(action, RequestApproval):
                 self.event(obj, "ApprovalRequested", action.message, False, now)
                 self.notifications.request_approval(key, action, policy)
+            elif isinstance(action, ApprovalResolved):
+                who = f" by {action.by}" if action.by else ""
+                self.event(obj, "ApprovalResolved", f"step {action.number}: {action.resolution.value}{who}", False, now)
+                self.notifications.approval_resolved(key, action, policy)
         for result in decision.commands:
             command = commands.get(result.id)
             if command is None:
@@ -143,6 +154,25 @@ class Actor:
                 )
         s = decision.state
         namespace, name = obj.namespace, obj.name
+        if changed and s.run_started_at is not None:
+            status = obj.status
+            self.notifications.update(
+                RolloutSnapshot(
+                    rollout=key,
+                    revision=s.revision,
+                    phase=str(status.get("phase", s.phase.value)),
+                    step=s.number,
+                    steps=int(status.get("steps") or 0),
+                    canary_weight=s.observed.canary if s.observed else 0,
+                    stable_weight=s.observed.stable if s.observed else 100,
+                    desired_canary_weight=s.desired.canary,
+                    message=s.message,
+                    verdict=s.verdict.summary if s.verdict else "",
+                    stable=s.stable_backend,
+                    canary=s.canary_backend,
+                ),
+                policy,
+            )
         self.telemetry.observe(
             namespace,
             name,

@@ -15,9 +15,9 @@ import queue
 import threading
 from collections.abc import Callable
 
-from rollout.core.actions import Notify, RequestApproval
+from rollout.core.actions import ApprovalResolved, Notify, RequestApproval
 from rollout.errors import NotifierError
-from rollout.notifiers.base import Notifier
+from rollout.notifiers.base import Notifier, RolloutSnapshot
 from rollout.policy.models import Rollout
 from rollout.runtime.retrying import SLACK_CALLS
 
@@ -52,6 +52,14 @@ class Delivery:
     def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None:
         del policy
         self._put(key, lambda: self.notifier.request_approval(key, action))
+
+    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None:
+        del policy
+        self._put(key, lambda: self.notifier.approval_resolved(key, action))
+
+    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None:
+        del policy
+        self._put(snapshot.rollout, lambda: self.notifier.update(snapshot))
 
     def _put(self, key: str, send: Send) -> None:
         try:

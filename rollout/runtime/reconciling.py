@@ -217,6 +217,7 @@ class Reconciler:
             invalid=invalid,
         )
         wrote = False
+        material = _material(document) != _material(dict(obj.status))
         if self._must_write(key, document, dict(obj.status)):
             self.leadership.guard(key)
             try:
@@ -231,7 +232,9 @@ class Reconciler:
             self._unsaved[key] = (obj.resource_version, decision.state, since)
         self.capacity.update(key, decision.state.phase.active)
         self._metrics_request(policy, decision.state, key)
-        self.actor.act(obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase)
+        self.actor.act(
+            obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase, changed=material
+        )
         log.info(decision.reason or decision.state.message, extra=_fields(key, decision))
         return Outcome(key, decision.state.phase, _next(decision, now), decision, wrote_status=wrote)
 

@@ -7,7 +7,7 @@ from datetime import timedelta
 
 import pytest
 
-from rollout.core.actions import Notify, RequestApproval, ScheduleNext, WeightPurpose
+from rollout.core.actions import ApprovalResolved, Notify, RequestApproval, ScheduleNext, WeightPurpose
 from rollout.core.engine import decide
 from rollout.core.readings import Outcome
 from rollout.core.states import (
@@ -294,3 +294,26 @@ def test_waits_when_the_concurrency_cap_is_reached_or_the_route_is_unreadable() 
     problem = RouteProblem(ProblemKind.FORBIDDEN, "forbidden")
     blind = decide(policy(), RolloutState(), Observations(route_problem=problem), T0)
     assert blind.state.phase is Phase.PENDING and "forbidden" in blind.state.message
+
+
+@pytest.mark.parametrize(
+    ("answer", "resolution", "by"),
+    [
+        (CommandKind.APPROVE, "approved", "bob"),
+        (CommandKind.ABORT, "rejected", "bob"),
+        (CommandKind.PROMOTE, "closed", ""),
+        (None, "timed-out", ""),
+    ],
+)
+def test_every_way_an_approval_ends_is_announced_once(answer: CommandKind | None, resolution: str, by: str) -> None:
+    p = policy(steps=[{"setWeight": 10}, {"approval": {}}, {"setWeight": 100}], approvals={"timeout": "5m"})
+    d = Driver(p)
+    d.until(lambda d: d.state.phase is Phase.AWAITING_APPROVAL)
+    if answer is not None:
+        d.tick([command(answer, d.now, by="bob")])
+    else:
+        d.until(lambda d: d.state.phase is Phase.PAUSED)
+    for _ in range(3):
+        d.tick()
+    ended = [a for dec in d.decisions for a in dec.actions if isinstance(a, ApprovalResolved)]
+    assert [(e.resolution.value, e.by, e.number) for e in ended] == [(resolution, by, 2)]

@@ -222,6 +222,12 @@ class FakeNotifications:
     def request_approval(self, key: str, action: Any, policy: Any) -> None:
         self.sent.append((key, "approval"))
 
+    def approval_resolved(self, key: str, action: Any, policy: Any) -> None:
+        self.sent.append((key, f"approval-{action.resolution.value}"))
+
+    def update(self, snapshot: Any, policy: Any) -> None:
+        self.sent.append((snapshot.rollout, f"update:{snapshot.phase}:{snapshot.canary_weight}"))
+
 
 class Routes:
     """One MemoryRouter per route; ``router_for`` has the daemon's signature."""

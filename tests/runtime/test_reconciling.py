@@ -338,7 +338,9 @@ def test_timers_are_computed_from_the_stored_state() -> None:
         ({"address": "http://attacker.example:9090"}, True),
     ],
 )
-def test_a_policy_picks_only_prometheus_endpoints_the_platform_allows(prometheus: dict[str, str], refused: bool) -> None:
+def test_a_policy_picks_only_prometheus_endpoints_the_platform_allows(
+    prometheus: dict[str, str], refused: bool
+) -> None:
     shell = Shell()
     shell.rollouts.put(rollout_doc(prometheus=prometheus))
     shell.reconcile()
