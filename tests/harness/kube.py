@@ -243,6 +243,26 @@ class ControlPlane:
         assert isinstance(parsed, dict)
         return parsed
 
+    def request_as(
+        self, user: str, group: str | None, method: str, path: str, body: object = None
+    ) -> tuple[int, dict[str, Any]]:
+        """One request as ``user`` in ``group`` (admin impersonation: the API server authenticates the
+        admin, then authorizes and admits the request as that user); returns (status, body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Impersonate-User", user)
+        if group is not None:
+            req.add_header("Impersonate-Group", group)
+        try:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=10) as resp:
+                raw, status = resp.read(), int(resp.status)
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), int(e.code)
+        parsed = json.loads(raw) if raw else {}
+        return status, parsed if isinstance(parsed, dict) else {}
+
     def create_namespace(self, name: str) -> None:
         self.request(
             "POST",
