@@ -214,7 +214,7 @@ def _targets(
         if latency is not None:
             counts = buckets.get(target, {})
             missing = [
-                f"le={b:g}"
+                "le=+Inf" if math.isinf(b) else f"le={b:g}"
                 for b in (latency.below_ms, latency.above_ms, math.inf)
                 if b is not None and _bucket(counts, b) is None
             ]

@@ -24,12 +24,19 @@ from datetime import datetime
 
 from rollout.core.readings import ArmCounts, LatencyBuckets, Outcome, Reading, TargetCounters
 from rollout.metrics.base import AnalysisRequest, failed, outcome_of
-from rollout.metrics.queries import ENVOY_DEFAULT_BUCKETS_MS, backend_value, latency_buckets, render_custom
+from rollout.metrics.queries import (
+    ENVOY_DEFAULT_BUCKETS_MS,
+    backend_value,
+    describe_buckets,
+    latency_buckets,
+    render_custom,
+)
 
 HISTORY = 1024
 """Scrapes remembered per target, for readings and truths at an earlier instant."""
 
 _Counts = tuple[float, float, float, float]  # requests, errors, slow, slow_above
+_NONE: _Counts = (0.0, 0.0, 0.0, 0.0)
 
 
 @dataclass
@@ -109,14 +116,16 @@ class MemoryMetrics:
             if target is None or name == target:
                 t.restart = True
 
-    def truth(self, backend: str, at: float) -> ArmCounts:
+    def truth(self, backend: str, at: float, latency: LatencyBuckets | None = None) -> ArmCounts:
         """Exactly what the backend served up to each target's last scrape at or before ``at``
-        (Unix seconds), as far as readings have advanced the counters; never reset."""
+        (Unix seconds), as far as readings have advanced the counters; never reset. Slow requests
+        are counted as a reading with ``latency`` counts them (none without)."""
         total = ArmCounts(0.0, 0.0, 0.0, 0.0)
         for t in self._backend(backend).targets.values():
             entry = t.at(at)
             if entry is not None:
-                total = total + ArmCounts(*entry[2])
+                requests, errors, slow, slow_above = entry[2]
+                total = total + ArmCounts(requests, errors, *_slow(requests, slow, slow_above, latency))
         return total
 
     # --- MetricsProvider ---------------------------------------------------------------------
@@ -139,25 +148,34 @@ class MemoryMetrics:
         return backend
 
     def _advance(self, name: str, now: float) -> None:
-        """Draw the traffic of every scrape period that ended at or before ``now``."""
+        """Draw the traffic of every scrape period that ended at or before ``now``, one per scrape
+        (at most ``HISTORY`` of them; older periods of a long gap are drawn as one)."""
         backend, profile = self._backend(name), self.profile(name)
         rate = self.rps * self._share(name) / self._targets
+        step = self.scrape_seconds
         for t in backend.targets.values():
-            scrape = t.offset + math.floor((now - t.offset) / self.scrape_seconds) * self.scrape_seconds
-            last = t.history[-1] if t.history else None
-            if last is not None and scrape <= last[0]:
+            scrape = t.offset + math.floor((now - t.offset) / step) * step
+            if not t.history:  # first seen: its counters start here
+                t.history.append((scrape, _NONE, _NONE))
                 continue
-            if last is None:
-                t.history.append((scrape, (0.0, 0.0, 0.0, 0.0), (0.0, 0.0, 0.0, 0.0)))
+            last = t.history[-1][0]
+            periods = round((scrape - last) / step)
+            if periods <= 0:
                 continue
-            if not profile.serving:  # no series, no traffic; it comes back as a new cluster
-                t.restart = True
-                t.history.append((scrape, last[1], last[2]))
-                continue
-            drawn = self._draw(backend.rng, profile, rate * (scrape - last[0]))
-            exposed = drawn if t.restart else _plus(last[1], drawn)
-            t.restart = False
-            t.history.append((scrape, exposed, _plus(last[2], drawn)))
+            lump = max(0, periods - HISTORY)
+            for k in ([lump] if lump else []) + list(range(lump + 1, periods + 1)):
+                self._scrape(t, backend.rng, profile, rate, last + k * step)
+
+    def _scrape(self, t: _Target, rng: random.Random, profile: BackendProfile, rate: float, when: float) -> None:
+        """One scrape of one target at ``when``: the traffic since its previous scrape."""
+        before, exposed, truth = t.history[-1]
+        if not profile.serving:  # no series, no traffic; it comes back as a new cluster
+            t.restart = True
+            t.history.append((when, exposed, truth))
+            return
+        drawn = self._draw(rng, profile, rate * (when - before))
+        t.history.append((when, drawn if t.restart else _plus(exposed, drawn), _plus(truth, drawn)))
+        t.restart = False
 
     def _draw(self, rng: random.Random, p: BackendProfile, mean: float) -> _Counts:
         requests = _poisson(rng, mean)
@@ -186,6 +204,7 @@ class MemoryMetrics:
             backend = request.canary if missing[0] == "canary" else request.stable
             problems.append((Outcome.PARTIAL, f"no series for {missing[0]} {backend!r}"))
         custom, queries = self._custom(request, problems)
+        notes = [describe_buckets(latency)] if latency is not None and not latency.exact else []
         return Reading(
             outcome=outcome_of(problems),
             taken_at=at,
@@ -193,7 +212,7 @@ class MemoryMetrics:
             stable=arms["stable"],
             custom=custom,
             latency=latency,
-            detail="; ".join(d for _, d in problems),
+            detail="; ".join([d for _, d in problems] + notes),
             queries=queries,
         )
 
@@ -206,8 +225,7 @@ class MemoryMetrics:
             if entry is None:
                 continue
             when, (requests, errors, slow, slow_above), _ = entry
-            if latency is None:
-                slow = slow_above = 0.0
+            slow, slow_above = _slow(requests, slow, slow_above, latency)
             out[target] = TargetCounters(requests=requests, errors=errors, at=when, slow=slow, slow_above=slow_above)
         return out or None
 
@@ -236,6 +254,15 @@ class MemoryMetrics:
             else:
                 values[metric.name] = self.custom_values[metric.name]
         return values, tuple(queries)
+
+
+def _slow(requests: float, slow: float, slow_above: float, latency: LatencyBuckets | None) -> tuple[float, float]:
+    """(slow, slow_above) as the histogram buckets of ``latency`` would count them."""
+    if latency is None:
+        return 0.0, 0.0
+    if latency.exact:  # one bucket bound: one count
+        return slow, slow
+    return (requests if latency.below_ms is None else slow), (0.0 if latency.above_ms is None else slow_above)
 
 
 def _plus(a: _Counts, b: _Counts) -> _Counts:

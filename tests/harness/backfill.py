@@ -45,7 +45,7 @@ class Job:
 
 @dataclass(frozen=True)
 class Event:
-    """Something that happens to a backend right after the samples at ``at``."""
+    """Something that happens to a backend right after the samples at ``at`` (seconds since the start)."""
 
     at: int
     action: Literal["set", "remove", "reset"]
@@ -122,7 +122,7 @@ class History:
         """Generate ``seconds`` more of traffic, sampling and applying events on the way."""
         due: dict[int, list[Event]] = {}
         for event in events:
-            due.setdefault(event.at, []).append(event)
+            due.setdefault(self.start + event.at, []).append(event)
         end = self.now + seconds
         if self.now == self.start:
             self._sample(self.now)
