@@ -16,7 +16,7 @@ totals that a restart does not reset (``truth``). Standard library and the harne
 
 from __future__ import annotations
 
-import math
+import bisect
 import subprocess
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -112,6 +112,7 @@ class History:
         self._lifetime: dict[tuple[int, str], Truth] = {}
         # (job, pod, backend) -> [(sample time, lifetime totals)]
         self._truths: dict[tuple[str, int, str], list[tuple[int, Truth]]] = {}
+        self._ticks: dict[str, list[tuple[int, float]]] = {}  # backend -> [(tick, lifetime requests, all pods)]
 
     def backend(self, name: str, *, pods: Iterable[int] | None = None, **profile: Any) -> None:
         """Create a backend on some pods (default: all) with an exporter profile (rps per pod...)."""
@@ -132,6 +133,9 @@ class History:
             for pod in self.pods:
                 pod.advance(self.tick_seconds)
             self._account()
+            for backend in {name for _, name in self._lifetime}:
+                requests = sum(t.requests for (_, name), t in self._lifetime.items() if name == backend)
+                self._ticks.setdefault(backend, []).append((self.now, requests))
             self._sample(self.now)
             self._apply(due.pop(self.now, []))
 
@@ -149,12 +153,15 @@ class History:
             for i in range(len(self.pods)) if event.pods is None else event.pods:
                 pod = self.pods[i]
                 if event.action == "set":
+                    if event.backend not in pod.profiles():
+                        self._previous[(i, event.backend)] = _ZERO  # a new backend counts from 0
                     pod.set_backend(event.backend, **event.changes)
-                elif event.action == "remove":
+                    continue
+                if event.action == "remove":
                     pod.remove_backend(event.backend)
                 else:
                     pod.reset_backend(event.backend)
-                self._previous[(i, event.backend)] = _ZERO  # a new or reset backend counts from 0
+                self._previous[(i, event.backend)] = _ZERO  # a removed or reset backend counts from 0
 
     def _sample(self, t: int) -> None:
         for i, pod in enumerate(self.pods):
@@ -178,16 +185,17 @@ class History:
         """Lifetime totals of ``backend`` at each pod's last ``job`` sample at or before ``at``."""
         total = _ZERO
         for i in range(len(self.pods)) if pods is None else pods:
-            earlier = [truth for t, truth in self._truths.get((job, i, backend), []) if t <= at]
-            if earlier:
-                total = _plus(total, earlier[-1])
+            samples = self._truths.get((job, i, backend), [])
+            k = bisect.bisect_right(samples, at, key=lambda sample: sample[0])
+            if k:
+                total = _plus(total, samples[k - 1][1])
         return total
 
-    def sample_time(self, job: str, at: float, pod: int = 0) -> int:
-        """The time of ``pod``'s last ``job`` sample at or before ``at``."""
-        scrape = next(j for j in self.jobs if j.name == job)
-        base = self.start + scrape.offset_seconds + pod * scrape.stagger_seconds
-        return base + math.floor((at - base) / scrape.scrape_seconds) * scrape.scrape_seconds
+    def served(self, backend: str, at: float) -> float:
+        """Requests ``backend`` served on every pod up to ``at`` (to the tick), whether sampled or not."""
+        ticks = self._ticks.get(backend, [])
+        k = bisect.bisect_right(ticks, at, key=lambda tick: tick[0])
+        return ticks[k - 1][1] if k else 0.0
 
     # --- storage -----------------------------------------------------------------------------
 

@@ -13,8 +13,8 @@ from rollout.core.readings import LatencyBuckets, Outcome, TargetCounters
 from rollout.errors import MetricsQueryError, MetricsUnavailable
 from rollout.metrics.assembling import (
     GroupAnswers,
-    build_reading,
     buckets_by_target,
+    build_reading,
     by_target,
     custom_value,
     target_id,
@@ -149,7 +149,7 @@ def test_custom_values_shapes_and_failures() -> None:
     assert "returned 2 series (aggregate it to one)" in reading.detail
     assert "custom metric 'nan' is NaN (query: Q5)" in reading.detail
     assert reading.queries[-5:] == ("Q1", "Q2", "Q3", "Q4", "Q5")
-    assert custom_value("garbage").startswith("returned an unexpected result")
+    assert str(custom_value("garbage")).startswith("returned an unexpected result")
 
 
 @given(st.lists(st.tuples(st.sampled_from(["a", "b", "c"]), st.sampled_from(["gw-0", "gw-1"])), max_size=8))
