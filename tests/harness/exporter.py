@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import math
 import random
@@ -51,6 +52,7 @@ ENVOY_BUCKETS_MS: tuple[float, ...] = (
 )
 # fmt: on
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+RQ = "envoy_cluster_upstream_rq"
 
 
 @dataclass(frozen=True)
@@ -257,22 +259,13 @@ class TrafficExporter:
         rq: list[tuple[str, dict[str, str], float]] = []
         hist: list[tuple[str, dict[str, str], float]] = []
         for name, b in sorted(self._backends.items()):
-            for code, n in sorted(b.codes.items()):
-                rq.append(("envoy_cluster_upstream_rq", {"envoy_cluster_name": name, "envoy_response_code": code}, n))
-            cumulative = 0
-            for bound, n in zip(ENVOY_BUCKETS_MS, b.buckets, strict=False):
-                cumulative += n
-                hist.append(
-                    (
-                        "envoy_cluster_upstream_rq_time_bucket",
-                        {"envoy_cluster_name": name, "le": _le(bound)},
-                        cumulative,
-                    )
-                )
-            total = cumulative + b.buckets[-1]
-            hist.append(("envoy_cluster_upstream_rq_time_bucket", {"envoy_cluster_name": name, "le": "+Inf"}, total))
-            hist.append(("envoy_cluster_upstream_rq_time_sum", {"envoy_cluster_name": name}, b.sum_ms))
-            hist.append(("envoy_cluster_upstream_rq_time_count", {"envoy_cluster_name": name}, total))
+            cluster = {"envoy_cluster_name": name}
+            rq.extend((RQ, {**cluster, "envoy_response_code": c}, n) for c, n in sorted(b.codes.items()))
+            cumulative = list(itertools.accumulate(b.buckets))
+            les = [*map(_le, ENVOY_BUCKETS_MS), "+Inf"]
+            hist.extend((f"{RQ}_time_bucket", {**cluster, "le": le}, n) for le, n in zip(les, cumulative, strict=True))
+            hist.append((f"{RQ}_time_sum", cluster, b.sum_ms))
+            hist.append((f"{RQ}_time_count", cluster, cumulative[-1]))
         return rq + hist
 
     def render(self) -> str:
@@ -281,18 +274,13 @@ class TrafficExporter:
             samples = self._samples()
             if self._keep_history:
                 self._served.append((time.time(), self._snapshot()))
-        rq = [
-            "# HELP envoy_cluster_upstream_rq Total requests by response code",
-            "# TYPE envoy_cluster_upstream_rq counter",
-        ]
-        hist = [
-            "# HELP envoy_cluster_upstream_rq_time Request time in milliseconds",
-            "# TYPE envoy_cluster_upstream_rq_time histogram",
-        ]
+        lines = {
+            RQ: [f"# HELP {RQ} Total requests by response code", f"# TYPE {RQ} counter"],
+            f"{RQ}_time": [f"# HELP {RQ}_time Request time in milliseconds", f"# TYPE {RQ}_time histogram"],
+        }
         for name, labels, value in samples:
-            line = f"{name}{{{series_labels(labels)}}} {value!r}"
-            (rq if name == "envoy_cluster_upstream_rq" else hist).append(line)
-        return "\n".join([*rq, *hist, ""])
+            lines[RQ if name == RQ else f"{RQ}_time"].append(f"{name}{{{series_labels(labels)}}} {value!r}")
+        return "\n".join([*lines[RQ], *lines[f"{RQ}_time"], ""])
 
     def served(self, at: float) -> dict[str, dict[str, Any]]:
         """The totals the first ``/metrics`` answer rendered at or after ``at`` showed (what a

@@ -28,7 +28,7 @@ from tests.metrics.cases import (
     custom_metric,
 )
 
-CASES = ("memory", "prometheus")
+CASES = ("memory", pytest.param("prometheus", marks=pytest.mark.prometheus))
 
 
 @pytest.fixture(scope="module")
@@ -40,11 +40,10 @@ def backfilled(prometheus_binary: str) -> Iterator[BackfilledCase]:
         case.close()
 
 
-@pytest.fixture(params=CASES)
+@pytest.fixture
 def case(request: pytest.FixtureRequest) -> MetricsCase:
     if request.param == "memory":
         return MemoryCase()
-    request.applymarker(pytest.mark.prometheus)
     backfilled: BackfilledCase = request.getfixturevalue("backfilled")
     return backfilled
 
