@@ -106,6 +106,7 @@ class MemoryMetrics:
         self.custom_values: dict[str, float] = {}
         """Custom metric name -> its current value (absent: the metric has no series)."""
         self.calls = 0
+        """How many times ``collect`` was called."""
 
     def profile(self, backend: str) -> BackendProfile:
         return self.profiles.setdefault(backend, BackendProfile())
