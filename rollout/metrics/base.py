@@ -67,7 +67,6 @@ class AnalysisRequest:
         spec, analysis = policy.spec, policy.spec.analysis
         latency = analysis.slos.latency
         override = analysis.prometheus
-        named = getattr(override, "endpoint", None)
         return cls(
             key=policy.key,
             namespace=policy.metadata.namespace,
@@ -78,7 +77,7 @@ class AnalysisRequest:
             window_seconds=analysis.effective_window.total_seconds(),
             labels=analysis.metric_labels,
             custom=tuple(analysis.metrics),
-            endpoint=endpoint or (named if isinstance(named, str) and named else DEFAULT_ENDPOINT),
+            endpoint=endpoint or override.endpoint or DEFAULT_ENDPOINT,
             address=override.address,
             headers=dict(override.headers),
             bearer_token=bearer_token if override.address else None,
