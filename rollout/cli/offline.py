@@ -231,8 +231,8 @@ def _print_timeline(sim: Simulation) -> None:
         print(f"{_fmt(e.seconds):>7}  {e.step or '-':>4}  {e.phase:<16} {e.canary:>5}%  {e.decision}")
     state = sim.state
     print(
-        f"result: {state.phase.value} after {_fmt(sim.ended_at)}: canary {state.weights.canary}%, "
-        f"stable {state.weights.stable}%"
+        f"result: {state.phase.value} after {_fmt(sim.ended_at)}: the route carries canary "
+        f"{state.observed.canary if state.observed else 0}%, stable {state.observed.stable if state.observed else 100}%"
     )
     print(f"  {state.end_reason or state.message}")
 
