@@ -122,7 +122,7 @@ class Telemetry:
         self._info = g("rollout_info", "1 per rollout; the phase label is its current phase", "phase")
         self._step = g("rollout_step", "current step of the run, 1-based (0 before the first)")
         self._steps = g("rollout_steps", "number of steps in the rollout's policy")
-        self._weight = g("rollout_canary_weight_ratio", "canary share of the route's traffic as read back (0-1)")
+        self._weight = g("rollout_canary_weight_ratio", "canary share of the route's traffic as last seen (0-1)")
         self._desired = g("rollout_desired_canary_weight_ratio", "canary share the current step asks for (0-1)")
         self._promotions = c("promotions_total", "runs that ended Promoted")
         self._rollbacks = c("rollbacks_total", "runs that ended RolledBack")
