@@ -111,8 +111,11 @@ class Applier:
     def _resource(self, api_version: str, kind: str) -> tuple[str, bool]:
         """(collection path prefix, namespaced) of ``kind``; ``ControlPlaneError`` when not served."""
         base = "/api/v1" if api_version == "v1" else f"/apis/{api_version}"
-        listing = self.plane.request("GET", base, ok=(200, 404))
-        for resource in listing.get("resources", []):
+        try:
+            listing = self.plane.request("GET", base).get("resources", [])
+        except (ControlPlaneError, ValueError):  # 404 (plain text): the group version is not served
+            listing = []
+        for resource in listing:
             if resource["kind"] == kind and "/" not in resource["name"]:
                 return f"{base}/{resource['name']}", bool(resource["namespaced"])
         raise ControlPlaneError(f"{kind} ({api_version}) is not served by this API server")
