@@ -13,6 +13,8 @@ import pkgutil
 import subprocess
 import sys
 
+from kubernetes import client, config, watch
+
 import rollout
 
 
@@ -21,15 +23,16 @@ def main() -> None:
     modules = [m.name for m in pkgutil.walk_packages(rollout.__path__, "rollout.") if m.name != "rollout.__main__"]
     for name in modules:
         importlib.import_module(name)
-    from kubernetes import client, config, watch
-
     api = client.ApiClient(client.Configuration())
     for cls in (client.CustomObjectsApi, client.CoordinationV1Api, client.CoreV1Api, client.EventsV1Api):
         cls(api)
-    assert callable(config.load_kube_config) and callable(config.load_incluster_config)
+    for loader in (config.load_kube_config, config.load_incluster_config):
+        if not callable(loader):
+            raise SystemExit(f"smoke: kubernetes.config lost {loader!r}")
     watch.Watch()
     trimmed = sorted(m for m in sys.modules if m.startswith("kubernetes.aio"))
-    assert not trimmed, f"imported the trimmed kubernetes.aio: {trimmed}"
+    if trimmed:
+        raise SystemExit(f"smoke: imported the trimmed kubernetes.aio: {trimmed}")
     cli = [sys.executable, "-I", "-m", "rollout"]  # -I: the installed package, never a source tree in cwd
     subprocess.run([*cli, "--version"], check=True)
     subprocess.run([*cli, "schema"], check=True, stdout=subprocess.DEVNULL)
