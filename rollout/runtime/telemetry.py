@@ -11,7 +11,8 @@ The daemon calls plain-argument methods (``observe``, ``promoted``, ``rolled_bac
 ``set_leader``, ``reconciled``, ``api_error``, ``reconcile_error``, ``prometheus_error``,
 ``scheduled``, ``set_backlog``, ``skipped``); this module records what others observed and never
 decides, reads the cluster or imports the engine's state types. It also adds prometheus_client's
-process, GC and platform collectors and ``rolloutd_build_info``.
+process, GC and platform collectors and ``rolloutd_build_info``, and switches off prometheus_client's
+``*_created`` series (process-wide) so that each counter is one series.
 
 Compatibility (remove with the last old call in ``reconciling.py`` / ``daemon.py`` /
 ``scheduling.py``): ``observe(key, state)``, ``forget(key)``, and the attributes ``api_errors``,
