@@ -269,11 +269,12 @@ KITCHEN_SINK: dict[str, Any] = {
 @pytest.mark.kube
 def test_the_crd_is_established_with_its_names_and_columns(rollouts_crd: dict[str, Any]) -> None:
     names = rollouts_crd["status"]["acceptedNames"]
-    assert (names["kind"], names["plural"], names["singular"], names["shortNames"]) == (
+    assert (names["kind"], names["plural"], names["singular"], names["shortNames"], names["categories"]) == (
         "Rollout",
         "rollouts",
         "rollout",
-        ["ro"],
+        ["dro"],
+        ["delivery"],
     )
     version = rollouts_crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}

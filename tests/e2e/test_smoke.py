@@ -55,9 +55,10 @@ def test_healthy_canary_promotes(stack: Stack, ns: str, daemons: DaemonFactory) 
     assert code == 200, body
     code, metrics = daemon.get("/metrics")
     assert code == 200
-    key = f'rollout="{ns}/recommendations"'
-    assert f'rollout_phase{{phase="Promoted",{key}}} 1.0' in metrics, metrics[:2000]
-    assert f"rollout_canary_weight_percent{{{key}}} 100.0" in metrics
+    key = f'name="recommendations",namespace="{ns}"'
+    assert f'rolloutd_rollout_info{{{key},phase="Promoted"}} 1.0' in metrics, metrics[:2000]
+    assert f"rolloutd_rollout_canary_weight_ratio{{{key}}} 1.0" in metrics
+    assert f"rolloutd_promotions_total{{{key}}} 1.0" in metrics
 
 
 def test_idle_daemon_cpu_and_memory(stack: Stack, ns: str, daemons: DaemonFactory) -> None:
