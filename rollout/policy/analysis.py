@@ -20,9 +20,9 @@ from rollout.policy.quantities import Duration, Ratio
 MAX_METRICS = 20
 MAX_HEADERS = 20
 MAX_QUERY = 4096
-# RFC 9110 field names (tokens) and values (visible characters, spaces and tabs: no CR, LF, NUL).
+# RFC 9110 field names (tokens) and values (no control characters but tab: no CR, LF, NUL).
 HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"
-HEADER_VALUE = r"^[\t\x20-\x7e\x80-\uffff]*$"
+HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
 BACKEND_VALUE = r"^[^{}]*(\{backend\}[^{}]*)+$"
 StrictInt = Annotated[int, Field(strict=True)]
 
@@ -123,7 +123,7 @@ class PrometheusOverride(Model):
     """Per-policy overrides of the daemon's Prometheus settings."""
 
     address: str | None = Field(
-        default=None, max_length=2048, pattern=r"^https?://", description="another Prometheus for this policy"
+        default=None, max_length=256, pattern=r"^https?://", description="another Prometheus for this policy"
     )
     headers: dict[
         Annotated[str, Field(pattern=HEADER_NAME)], Annotated[str, Field(max_length=4096, pattern=HEADER_VALUE)]
