@@ -4,17 +4,21 @@ Owns turning bytes into validated ``Rollout`` models and every user mistake into
 ``file:line:column`` (1-based, from PyYAML node marks) and a camelCase field path such as
 ``spec.steps[2].setWeight``: unreadable files, invalid UTF-8 and binary junk, YAML syntax errors,
 empty or non-mapping documents, duplicate keys, wrong apiVersion/kind, schema violations (unknown
-fields with a "did you mean" suggestion; see ``diagnosing.py``) and Rollout names defined twice.
-It reports every problem, never raises for a user's mistake, and is the only module of
-``rollout.policy`` that reads files. It must not talk to the network or the Kubernetes API, nor
-decide anything about rollouts. Line and column 0 mean "the whole file or object".
+fields with a "did you mean" suggestion; see ``diagnosing.py``) and Rollout names defined twice;
+plus warnings (never problems) for dangerous-but-legal choices (``cautions.py``) and for FIFOs,
+devices and sockets found in a directory (named explicitly, they are problems). Everything is
+bounded: files are read by ``reading.py`` (regular files only, at most 1 MiB), YAML is composed by
+``composing.py`` (at most 20,000 nodes per document, aliases expanded), messages never hold an
+unbounded value (``clipping.py``). It reports every problem, never raises for a user's mistake, and
+(with ``reading.py``) is the only part of ``rollout.policy`` that reads files. It must not talk to
+the network or the Kubernetes API, nor decide anything about rollouts. Line and column 0 mean
+"the whole file or object".
 """
 
 from __future__ import annotations
 
 import os
-import stat
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -28,17 +32,9 @@ from rollout.policy.clipping import show
 from rollout.policy.composing import Refused, documents
 from rollout.policy.diagnosing import Loc, diagnose, locate, problem_at, render_path
 from rollout.policy.models import API_VERSION, KIND, Metadata, Rollout
+from rollout.policy.reading import MAX_FILE_BYTES, Unreadable, read_policy_file, too_large, yaml_files
 
-_YAML_SUFFIXES = (".yaml", ".yml")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
-MAX_FILE_BYTES = 1 << 20  # 1 MiB: a policy is a few KiB
-_KINDS = (
-    (stat.S_ISFIFO, "a FIFO"),
-    (stat.S_ISCHR, "a character device"),
-    (stat.S_ISBLK, "a block device"),
-    (stat.S_ISSOCK, "a socket"),
-    (stat.S_ISDIR, "a directory"),
-)
 
 
 @dataclass(frozen=True)
@@ -120,6 +116,19 @@ class _Collector:
         )
 
 
+def _within_size(size: int, name: str, out: _Collector) -> bool:
+    if size <= MAX_FILE_BYTES:
+        return True
+    out.files.append(name)
+    out.problem(name, None, "", too_large(size))
+    return False
+
+
+def _unreadable(where: str, why: str, out: _Collector) -> None:
+    out.files.append(where)
+    out.problem(where, None, "", why)
+
+
 # --- entry points -----------------------------------------------------------------------------
 
 
@@ -134,7 +143,7 @@ def load_paths(paths: Sequence[str | Path]) -> LoadResult:
     for given in paths:
         path = Path(given)
         directory = os.path.isdir(path)
-        found = list(_yaml_files(path, out)) if directory else [path]
+        found = yaml_files(path, lambda where, why: _unreadable(where, why, out)) if directory else [path]
         if not found and str(path) not in out.files:
             out.files.append(str(path))
             out.problem(str(path), None, "", "directory contains no *.yaml or *.yml files")
@@ -181,76 +190,16 @@ def load_object(obj: Mapping[str, Any], source_name: str) -> LoadResult:
 # --- files and bytes --------------------------------------------------------------------------
 
 
-def _yaml_files(directory: Path, out: _Collector) -> Iterator[Path]:
-    def unreadable(error: OSError) -> None:
-        where = str(error.filename or directory)
-        out.files.append(where)
-        out.problem(where, None, "", f"cannot read this directory: {error.strerror or error}")
-
-    found: list[Path] = []
-    for root, dirs, files in os.walk(directory, onerror=unreadable):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root) / f for f in files if f.endswith(_YAML_SUFFIXES) and not f.startswith("."))
-    yield from sorted(found)
-
-
 def _load_file(path: Path, out: _Collector, *, explicit: bool = True) -> None:
     name = str(path)
     try:
-        info = os.stat(path)  # follows symlinks: what a read would reach
-        if not stat.S_ISREG(info.st_mode):
-            _not_regular(name, info.st_mode, out, explicit=explicit)
-            return
-        if not _within_size(info.st_size, name, out):
-            return
-        data = _read_regular(path, name, out, explicit=explicit)
-    except FileNotFoundError:
+        data = read_policy_file(path)
+    except Unreadable as e:
         out.files.append(name)
-        out.problem(name, None, "", "no such file or directory")
-    except PermissionError:
-        out.files.append(name)
-        out.problem(name, None, "", "permission denied: cannot read this file")
-    except OSError as e:
-        out.files.append(name)
-        out.problem(name, None, "", f"cannot read this file: {e.strerror or e}")
+        report = out.warning if e.irregular and not explicit else out.problem
+        report(name, None, "", e.message)
     else:
-        if data is not None and _within_size(len(data), name, out):
-            _load_bytes(data, name, out)
-
-
-def _read_regular(path: Path, name: str, out: _Collector, *, explicit: bool) -> bytes | None:
-    """At most ``MAX_FILE_BYTES + 1`` bytes; opened non-blocking and checked again after opening, so a
-    file swapped for a FIFO between the check and the open cannot block the reader."""
-    fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
-    try:
-        mode = os.fstat(fd).st_mode
-        if not stat.S_ISREG(mode):
-            _not_regular(name, mode, out, explicit=explicit)
-            return None
-        chunks, left = [], MAX_FILE_BYTES + 1
-        while left > 0 and (chunk := os.read(fd, min(left, 1 << 16))):
-            chunks.append(chunk)
-            left -= len(chunk)
-        return b"".join(chunks)
-    finally:
-        os.close(fd)
-
-
-def _not_regular(name: str, mode: int, out: _Collector, *, explicit: bool) -> None:
-    kind = next((text for test, text in _KINDS if test(mode)), "not a regular file")
-    out.files.append(name)
-    message = f"{kind}, not a regular file: skipped without reading it"
-    (out.problem if explicit else out.warning)(name, None, "", message)
-
-
-def _within_size(size: int, name: str, out: _Collector) -> bool:
-    if size <= MAX_FILE_BYTES:
-        return True
-    out.files.append(name)
-    out.problem(
-        name, None, "", f"{size:,} bytes or more; a policy file may hold at most 1 MiB ({MAX_FILE_BYTES:,} bytes)"
-    )
-    return False
+        _load_bytes(data, name, out)
 
 
 def _load_bytes(data: bytes, name: str, out: _Collector) -> None:
