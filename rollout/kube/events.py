@@ -9,7 +9,7 @@ failure to record an event is reported to the caller, who logs it and carries on
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes import client as k8s
@@ -30,6 +30,15 @@ def event_name(name: str, reason: str, message: str, now: datetime) -> str:
     room = _NAME_BYTES - 1 - len(digest)
     prefix = name if len(name) <= room else name[:room].rstrip("-.")
     return f"{prefix}.{digest}"
+
+
+def _micro_time(now: datetime) -> str:
+    """An RFC 3339 MicroTime. The client parses the body into its model and writes times back with
+    ``isoformat()``, which drops the fraction when it is 0 and the API server then refuses the Event:
+    such an instant is moved by one microsecond."""
+    if now.microsecond == 0:
+        now += timedelta(microseconds=1)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _clip_utf8(text: str, limit: int) -> str:
@@ -62,7 +71,7 @@ class EventRecorder:
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
             "metadata": {"name": event_name(name, reason, message, now), "namespace": namespace},
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "eventTime": _micro_time(now),
             "reportingController": f"delivery.rollout.dev/{COMPONENT}",
             "reportingInstance": self.instance[:128],
             "action": reason,
