@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the handlers import what they use, so `rollout --help` stays quick
     from rollout.core.planning import Plan
     from rollout.core.sizing import StepSizing
+    from rollout.errors import Problem
     from rollout.policy.models import Rollout
     from rollout.runtime.simulating import Simulation
 
@@ -26,7 +27,9 @@ def register(sub: Any) -> None:
         "validate",
         help="check policy files; print every problem as FILE:LINE:COL: field: message",
         description="Validate Rollout policies (files or directories, multi-document YAML). "
-        "Prints every problem, exits 0 when all are valid and 1 otherwise.",
+        "Prints every problem, and every warning (a dangerous but legal choice; a FIFO, device or socket "
+        "skipped inside a directory) as FILE:LINE:COL: warning: field: message. Exits 0 when all are valid "
+        "and 1 otherwise; warnings never change the exit code.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
@@ -85,6 +88,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = load_paths(args.paths)
     for problem in result.problems:
         print(problem)
+    for warning in result.warnings:
+        print(warning_line(warning))
     if not args.quiet:
         for loaded in result.rollouts:
             print(f"{loaded.location}: ok: Rollout {loaded.rollout.key} (revision {loaded.rollout.revision})")
@@ -96,12 +101,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def warning_line(warning: Problem) -> str:
+    """``FILE:LINE:COL: warning: field: message``: a warning never changes the exit code."""
+    where = f"{warning.file}:{warning.line}:{warning.column}"
+    return f"{where}: warning: {warning.path + ': ' if warning.path else ''}{warning.message}"
+
+
 def _one(path: str, name: str | None) -> Rollout | None:
     from rollout.policy.loading import LoadedRollout, load_paths
 
     result = load_paths([path])
     for problem in result.problems:
         print(problem, file=sys.stderr)
+    for warning in result.warnings:
+        print(warning_line(warning), file=sys.stderr)
     if not result.ok:
         return None
     chosen: list[LoadedRollout] = [r for r in result.rollouts if name in (None, r.rollout.metadata.name)]
@@ -245,8 +258,8 @@ def _fmt(seconds: float) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from rollout.policy.models import Rollout
+    from rollout.policy.schema import json_schema
 
     del args
-    print(json.dumps(Rollout.model_json_schema(by_alias=True), indent=2))
+    print(json.dumps(json_schema(), indent=2))
     return 0

@@ -5,8 +5,9 @@ server accepts (``$ref``s inlined, ``anyOf [X, null]`` folded into a nullable X,
 keywords dropped or translated, ratios left untyped for pydantic to judge), declaring every field
 the daemon writes to ``.status`` (``RolloutState.to_dict()`` included) so nothing is pruned, the
 printer columns, and ``python -m rollout.kube.crd`` which prints the manifest as YAML (the source
-of ``deploy/base/crd.yaml``). It must not talk to the API server, and it must not hold defaults:
-pydantic applies them, so the server stores exactly what people wrote.
+of ``deploy/base/crd.yaml``). The spec's cross-field rules (CEL) live in ``rules.py``. It must not
+talk to the API server, and it must not hold defaults: pydantic applies them, so the server stores
+exactly what people wrote.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import yaml
 from rollout.core import persisting
 from rollout.core.states import Phase
 from rollout.kube.client import Resource
+from rollout.kube.rules import add_rules, cel_string
 from rollout.policy.models import API_VERSION, KIND, RolloutSpec
 
 GROUP, VERSION = API_VERSION.split("/")
@@ -114,6 +116,11 @@ def structural(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, An
             out["properties"] = {name: structural(sub, defs) for name, sub in value.items()}
         elif key == "items":
             out["items"] = structural(value, defs)
+        elif key == "patternProperties":  # a map whose keys follow a pattern: the values' schema + CEL on keys
+            [(pattern, values)] = value.items()
+            out["additionalProperties"] = structural(values, defs)
+            rule = {"rule": f"self.all(k, k.matches({cel_string(pattern)}))", "message": f"keys must match {pattern}"}
+            out.setdefault("x-kubernetes-validations", []).append(rule)
         elif key == "additionalProperties":
             if isinstance(value, Mapping):  # a map: keep its value schema
                 out["additionalProperties"] = structural(value, defs)
@@ -168,9 +175,12 @@ def _enum_type(values: list[Any]) -> str:
 
 
 def spec_schema() -> dict[str, Any]:
-    """``RolloutSpec`` as a structural schema (field names are the YAML's camelCase)."""
+    """``RolloutSpec`` as a structural schema (field names are the YAML's camelCase), with the
+    model's cross-field rules as CEL (``rules.py``), so the API server refuses what validate refuses."""
     raw = RolloutSpec.model_json_schema(by_alias=True)
-    return structural(raw, raw.get("$defs", {}))
+    spec = structural(raw, raw.get("$defs", {}))
+    add_rules(spec)
+    return spec
 
 
 # --- status -----------------------------------------------------------------------------------

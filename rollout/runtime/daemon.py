@@ -126,6 +126,8 @@ class Daemon:
             healthy=self._healthy,
             ready=self._ready,
             interactions=self._interactions(),
+            interactions_host=settings.interactions_host,
+            interactions_port=settings.interactions_port,
         )
         self._stop = threading.Event()
 
@@ -208,6 +210,7 @@ class Daemon:
                     "event": "rollout.started",
                     "identity": self.identity,
                     "port": self.server.port,
+                    "interactions_port": self.server.interactions_port or "",
                     "namespaces": ",".join(self.settings.watch_namespaces) or "all",
                     "policy_dir": str(self.settings.policy_dir or ""),
                 },

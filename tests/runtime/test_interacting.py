@@ -59,7 +59,11 @@ def test_approve_click_submits_an_approve_command_for_the_rollout(
     status, answer = rec.interactions(slack_signing_secret).handle(headers, body)
     assert status == 200
     assert answer["response_type"] == "ephemeral"
-    assert answer["text"] == "Approved shop/recs at step 2 (by <@U012AB3CD>)."
+    # the handler cannot know whether the request is still pending: it says "recorded", never "approved"
+    assert answer["text"] == (
+        "Your approval of shop/recs at step 2 was recorded (by <@U012AB3CD>); "
+        "the daemon acts on it only if that approval is still pending."
+    )
     assert rec.submitted == [
         (
             "shop",
@@ -121,7 +125,7 @@ def test_a_non_approver_is_refused(slack_api: SlackStandIn, slack_token: str, sl
     assert answer == {
         "response_type": "ephemeral",
         "replace_original": False,
-        "text": "<@U0STRANGER> is not an approver of shop/recs; nothing was done.",
+        "text": "<@U0STRANGER> is not an approver of shop/recs; nothing was recorded.",
     }
     assert rec.submitted == []
 
