@@ -15,8 +15,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol
 
-from kubernetes import client as k8s
-
 from rollout.errors import KubeError, KubeNotFound
 from rollout.kube.client import KubeClient, Resource
 from rollout.kube.informers import Informer
@@ -71,65 +69,53 @@ class Leases(Protocol):
 
 
 class LeaseStore:
-    """Leases read with one GET each; ``name`` is the lease a single-lease elector uses."""
+    """Leases read with one GET each; ``name`` is the lease a single-lease elector uses.
+
+    It goes through the custom-objects API (plain JSON both ways): the typed ``CoordinationV1Api``
+    turns a dict into a ``V1Lease`` model and back, writing a time with no microseconds in a form
+    the API server rejects.
+    """
 
     def __init__(self, client: KubeClient, namespace: str, name: str = "") -> None:
         self.client, self.namespace, self.name = client, namespace, name
-        self._api = k8s.CoordinationV1Api(client.api_client)
-
-    def _what(self, name: str) -> str:
-        return f"leases.coordination.k8s.io {self.namespace}/{name}"
-
-    def _plain(self, raw: object) -> dict[str, Any]:
-        plain: dict[str, Any] = self.client.api_client.sanitize_for_serialization(raw)  # type: ignore[no-untyped-call]
-        return plain
 
     def read(self, name: str) -> LeaseRecord | None:
         try:
-            return record_of(self.read_raw(name))
+            return record_of(self.client.get(LEASES, self.namespace, name))
         except KubeNotFound:
             return None
 
-    def read_raw(self, name: str) -> dict[str, Any]:
-        raw = self.client.call(
-            "get",
-            self._what(name),
-            lambda: self._api.read_namespaced_lease(name, self.namespace, _request_timeout=self.client.timeout),
-        )
-        return self._plain(raw)
-
     def create_raw(self, name: str, holder: str, duration: int, now: datetime) -> dict[str, Any]:
-        body: Any = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
+        body = {
+            "apiVersion": LEASES.api_version,
+            "kind": LEASES.kind,
             "metadata": {"name": name, "namespace": self.namespace},
             "spec": _spec(holder, duration, now, now, 0),
         }
-        raw = self.client.call(
-            "create",
-            self._what(name),
-            lambda: self._api.create_namespaced_lease(self.namespace, body, _request_timeout=self.client.timeout),
-        )
-        return self._plain(raw)
+        return self.client.create(LEASES, self.namespace, body)
 
     def replace_raw(
         self, previous: LeaseRecord, holder: str, duration: int, now: datetime, *, acquired: datetime, transitions: int
     ) -> dict[str, Any]:
-        name = previous.name
-        body: Any = {
-            "apiVersion": "coordination.k8s.io/v1",
-            "kind": "Lease",
+        name, r = previous.name, LEASES
+        body = {
+            "apiVersion": r.api_version,
+            "kind": r.kind,
             "metadata": {"name": name, "namespace": self.namespace, "resourceVersion": previous.resource_version},
             "spec": _spec(holder, duration, acquired, now, transitions),
         }
-        raw = self.client.call(
+        answer = self.client.call(
             "update",
-            self._what(name),
-            lambda: self._api.replace_namespaced_lease(
-                name, self.namespace, body, _request_timeout=self.client.timeout
+            f"{r.name} {self.namespace}/{name}",
+            lambda: self.client.custom_api.replace_namespaced_custom_object(
+                r.group, r.version, self.namespace, r.plural, name, body, _request_timeout=self.client.timeout
             ),
         )
-        return self._plain(raw)
+        if not isinstance(answer, dict):
+            raise KubeError(
+                f"cannot update {r.name} {self.namespace}/{name}: unexpected answer {type(answer).__name__}"
+            )
+        return answer
 
     def create(self, name: str, holder: str, duration: int, now: datetime) -> LeaseRecord:
         return record_of(self.create_raw(name, holder, duration, now))
