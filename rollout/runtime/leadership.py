@@ -4,7 +4,9 @@ Owns who may write which rollout. Rollouts are split into ``shards`` by a stable
 ``namespace/name`` = the first 8 bytes of its UTF-8 SHA-256 as a big-endian integer, modulo
 ``shards`` (Python's ``hash()`` is salted per process, so it cannot be shared). Each shard is one
 Lease, ``<name>-shard-<i>`` (just ``<name>`` when there is one shard, the lease of the
-single-leader deployments). All replicas must run with the same shard count.
+single-leader deployments). All replicas must run with the same shard count: during a rolling
+change of it, two counts would map one rollout to two shards, so change it by stopping every
+replica first. Each replica needs its own identity (default: hostname and pid).
 
 Per shard, a replica renews a lease it holds every ``retry`` seconds and takes one it does not:
 - when the lease does not exist or was released (no holder): at once while it holds fewer than
@@ -208,7 +210,7 @@ class ShardedElector:
                 shard.renewed_at = None  # someone else holds it: whatever we thought, we do not
         age = now - shard.seen_at
         if record is not None and record.holder == self.identity:
-            if shard.renewed_at is None or now - shard.attempted_at >= self.retry:
+            if now - shard.attempted_at >= self.retry:
                 acquired = record.acquire_time or self._wall()
                 self._write(shard, record, acquired=acquired, transitions=record.transitions)
         elif record is None or not record.holder:
@@ -236,8 +238,10 @@ class ShardedElector:
             log.warning("lease not written", extra=self._extra(shard, error=str(e)))
             return
         with self._lock:
-            shard.renewed_at, shard.record = sent, written
+            shard.record = written
             shard.seen, shard.seen_at = written.resource_version, self._monotonic()
+            if not self._stop.is_set():  # a write that ends after stop() claims nothing
+                shard.renewed_at = sent
 
     def _next_due(self) -> float:
         now, due = self._monotonic(), [self.retry]

@@ -5,6 +5,7 @@ number of API requests while the cache serves reads and follows changes (the aud
 
 from __future__ import annotations
 
+import logging
 import threading
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from rollout.errors import KubeForbidden
 from rollout.kube.client import KubeClient
 from rollout.kube.informers import Informer
 from rollout.kube.watches import KubeListWatch, ResourceExpired
@@ -211,3 +213,26 @@ def test_api_requests_while_reading_from_the_cache_and_following_changes(audited
     )
     reader.close()
     admin.close()
+
+
+def test_a_forbidden_watch_is_a_typed_error_and_the_informer_keeps_trying(
+    kube: KubeClient, control_plane: ControlPlane, namespace: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    kube.create(HTTP_ROUTES, namespace, _route("a"))
+    rules = [{"apiGroups": ["gateway.networking.k8s.io"], "resources": ["httproutes"], "verbs": ["list"]}]
+    lister = KubeClient.from_kubeconfig(str(control_plane.service_account_kubeconfig(namespace, "lister", rules)))
+    source = KubeListWatch(lister, HTTP_ROUTES)
+    listing = source.list(namespace)
+    with pytest.raises(KubeForbidden, match=r"forbidden to watch httproutes.gateway.networking.k8s.io in namespace"):
+        next(iter(source.watch(namespace, listing.resource_version)))
+    informer = Informer(source, namespaces=[namespace], backoff_seconds=0.05, max_backoff_seconds=0.1)
+    caplog.set_level(logging.INFO, logger="rollout.informer")
+    informer.start()
+    try:
+        assert informer.wait_synced(10) and informer.get(namespace, "a") is not None  # the list is allowed
+        wait_for(lambda: informer.stats().errors >= 3, "repeated watch attempts")
+        assert informer.stats().lists == 1  # the version is still good: no relist, just reconnects
+        assert any("forbidden to watch" in str(getattr(r, "error", "")) for r in caplog.records)
+    finally:
+        informer.stop()
+        lister.close()
