@@ -11,6 +11,8 @@ time in the order the cache changed, and every change of the cache is reported e
 whoever caused it. ``apply(obj)`` puts the object a write returned into the cache (the newer
 resourceVersion wins), so the next read needs no GET and the watch echo of that write is nothing
 new. Cached objects lose ``metadata.managedFields``; they are shared: treat them as read-only.
+With ``resync_seconds``, every cached object is re-delivered as ``on_update(obj, obj)`` that often.
+One ``start()`` per informer; ``stop()`` is final.
 
 Resource versions are opaque by API convention; the etcd-backed API server issues decimal revision
 numbers, which this module compares numerically (anything else: a different version is newer).
@@ -278,21 +280,24 @@ class Informer:
         self._threads.clear()
 
     def _run(self, scope: str | None) -> None:
-        delay, relist = self._backoff, True
+        delay, relist, expired_before = self._backoff, True, False
         while not self._stop.is_set():
             try:
                 if relist:
                     self._relist(scope)
                     relist, delay = False, self._backoff
                 if self._watch(scope):
-                    delay = self._backoff
+                    delay, expired_before = self._backoff, False
                     continue
                 error = "the watch ended at once without an event"
             except ResourceExpired as e:
                 self._count("expired")
                 log.info("resource version expired; listing again", extra=_extra(self.source, scope, e))
                 relist = True
-                continue
+                if not expired_before:  # list again at once; a second 410 in a row backs off first
+                    expired_before = True
+                    continue
+                error = str(e)
             except KubeError as e:
                 self._count("errors")
                 error = str(e)

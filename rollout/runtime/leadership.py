@@ -244,17 +244,19 @@ class ShardedElector:
                 shard.renewed_at = sent
 
     def _next_due(self) -> float:
+        """Seconds until the next renewal, deadline or expiry; an instant already past waits a retry period."""
         now, due = self._monotonic(), [self.retry]
         with self._lock:
             for shard in self._shards:
-                record = shard.record
+                record, instants = shard.record, [shard.attempted_at + self.retry]
                 if shard.renewed_at is not None:
-                    due += [shard.attempted_at + self.retry - now, shard.renewed_at + self.renew_deadline - now]
+                    instants.append(shard.renewed_at + self.renew_deadline)
                 elif record is not None and record.holder and record.holder != self.identity:
-                    due.append(shard.seen_at + (record.duration_seconds or self.lease_seconds) - now)
+                    instants.append(shard.seen_at + (record.duration_seconds or self.lease_seconds))
                 elif shard.seen is not None:
-                    due.append(shard.seen_at + self.lease_seconds - now)
-        return max(0.001, min(due))
+                    instants.append(shard.seen_at + self.lease_seconds)
+                due += [t - now for t in instants if t > now]
+        return min(due)
 
     def _notify(self) -> None:
         owned = self.owned()

@@ -151,6 +151,19 @@ def test_errors_reconnect_from_the_last_version_with_a_bounded_backoff(
     wait_for(lambda: informer.get("a", "two") is not None, "the event after reconnecting")
 
 
+def test_410_again_right_after_a_relist_backs_off_instead_of_spinning(source: FakeListWatch) -> None:
+    source.put("a", "one")
+    source.compacted = 10**9  # every version is too old, even a fresh list's
+    informer = Informer(source, backoff_seconds=60.0, jitter=lambda: 1.0)
+    informer.start()
+    try:
+        wait_for(lambda: informer.stats().expired == 2, "two 410s")
+        time.sleep(0.2)
+        assert source.lists == [None, None] and informer.stats().expired == 2  # now waiting 60 s
+    finally:
+        informer.stop()
+
+
 def test_a_watch_that_ends_at_once_backs_off_instead_of_spinning(source: FakeListWatch, informer: Informer) -> None:
     informer.start()
     wait_for(lambda: source.open_watches() == 1, "the watch")

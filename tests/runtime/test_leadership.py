@@ -194,6 +194,17 @@ def test_a_hold_counts_from_when_the_write_was_sent_not_when_its_answer_came() -
     assert fleet.clock.now - stored == pytest.approx(LEASE, abs=0.06)  # long after sent + RENEW
 
 
+def test_an_elector_that_cannot_write_waits_a_retry_period_instead_of_spinning() -> None:
+    fleet = Fleet(2, shards=1)
+    fleet.run(5)
+    leader, standby = sorted(fleet.replicas, key=lambda r: not r.elector.holds(0))
+    leader.leases.down = standby.leases.down = True  # the lease looks expired to the standby, which cannot write
+    fleet.clock.advance(LEASE + 1)
+    for replica in (leader, standby):
+        delays = [replica.elector.step() for _ in range(3)]
+        assert not replica.elector.owned() and all(d >= RETRY - 0.01 for d in delays[1:]), delays
+
+
 def test_a_dead_replicas_shards_are_taken_over_within_the_lease_duration() -> None:
     fleet = Fleet(3, shards=3)
     fleet.run(20)
