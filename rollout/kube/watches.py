@@ -102,19 +102,19 @@ class KubeWatchStream:
 
     def __init__(self, source: KubeListWatch, namespace: str | None, resource_version: str, seconds: int) -> None:
         self._source, self._namespace, self._version, self._seconds = source, namespace, resource_version, seconds
-        self._watch = watch.Watch()  # type: ignore[no-untyped-call]
+        self._watch = watch.Watch()  # type: ignore[no-untyped-call]  # kubernetes.watch has no annotations
         self._stopped = threading.Event()
 
     def stop(self) -> None:
         """End the request from any thread (shuts its socket down so a blocked read returns)."""
         self._stopped.set()
-        self._watch.stop()  # type: ignore[no-untyped-call]
+        self._watch.stop()  # type: ignore[no-untyped-call]  # kubernetes.watch has no annotations
 
     def __iter__(self) -> Iterator[WatchEvent]:
         source, scope = self._source, self._source._scope(self._namespace)
         if self._stopped.is_set():
             return
-        stream = self._watch.stream(  # type: ignore[no-untyped-call]
+        stream = self._watch.stream(  # type: ignore[no-untyped-call]  # kubernetes.watch has no annotations
             source._request,
             self._namespace,
             resource_version=self._version,
