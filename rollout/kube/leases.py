@@ -134,7 +134,7 @@ class LeaseCache:
     """Leases of one namespace read from an informer; ``start()`` it and ``wait_synced()`` before use.
 
     Reads before the first list raise ``KubeError``. Keep the namespace for the daemon's own
-    leases: the informer caches every Lease in it.
+    leases: the informer caches every Lease in it. RBAC: list, watch, create and update on leases.
     """
 
     def __init__(self, client: KubeClient, namespace: str, *, informer: Informer | None = None) -> None:
