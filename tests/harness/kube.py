@@ -67,9 +67,13 @@ def free_port() -> int:
 class ControlPlane:
     """etcd + kube-apiserver on loopback; use as a context manager or call ``start``/``stop``."""
 
-    def __init__(self, bin_dir: Path | None = None, *, name: str = "rollout-test") -> None:
+    def __init__(
+        self, bin_dir: Path | None = None, *, name: str = "rollout-test", apiserver_args: Sequence[str] = ()
+    ) -> None:
         self.bin_dir = bin_dir or binaries_dir()
         self.name = name
+        self.apiserver_args = list(apiserver_args)  # extra flags, e.g. an audit log or --watch-cache=false
+        self.etcd_url = ""
         self.token = secrets.token_hex(16)
         self.workdir: Path | None = None
         self.port = 0
@@ -110,6 +114,7 @@ class ControlPlane:
         assert work is not None
         etcd_port, peer_port, self.port = free_port(), free_port(), free_port()
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
+        self.etcd_url = etcd_url
         self._spawn(
             "etcd",
             [
@@ -145,6 +150,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--endpoint-reconciler-type=none",
+                *self.apiserver_args,
             ],
         )
         self._wait_ready(timeout)
