@@ -127,7 +127,8 @@ class PrometheusOverride(Model):
         default=None,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
-        description="a Prometheus endpoint the daemon knows by this name (setting prometheus_endpoints); default: its own",
+        description="a Prometheus endpoint the daemon knows by this name (setting prometheus_endpoints);"
+        " default: its own",
     )
     address: str | None = Field(
         default=None,
