@@ -158,8 +158,8 @@ class CommandObjects:
     def create(self, body: Mapping[str, Any]) -> CommandObject:
         return CommandObject(self.client.create(ROLLOUT_COMMANDS, str(body["metadata"]["namespace"]), body))
 
-    def acknowledge(self, obj: CommandObject, result: CommandResult, *, by: str, now: datetime) -> None:
-        """Record what became of the command (``status``), once."""
+    def acknowledge(self, obj: CommandObject, result: CommandResult, *, by: str, now: datetime) -> CommandObject:
+        """Record what became of the command (``status``), once; returns the command as written."""
         phase = "Accepted" if result.accepted else ("Refused" if result.message.startswith("refused") else "Ignored")
         status = {
             "phase": phase,
@@ -168,7 +168,9 @@ class CommandObjects:
             "handledBy": by[:253],
         }
         ops = [{"op": "add", "path": "/status", "value": status}]
-        self.client.json_patch(ROLLOUT_COMMANDS, obj.namespace, obj.name, ops, subresource="status")
+        return CommandObject(
+            self.client.json_patch(ROLLOUT_COMMANDS, obj.namespace, obj.name, ops, subresource="status")
+        )
 
     def delete(self, obj: CommandObject) -> None:
         self.client.delete(ROLLOUT_COMMANDS, obj.namespace, obj.name)

@@ -230,11 +230,12 @@ def status_schema() -> dict[str, Any]:
             "message": _field("string", "what is happening, in one sentence"),
             "verdict": _field("string", "the last judgement in one line"),
             "revision": _field("string", "hash of the spec the current run is for"),
-            "conditions": _field(
-                "array",
-                items=condition,
-                **{"x-kubernetes-list-type": "map", "x-kubernetes-list-map-keys": ["type"]},
-            ),
+            "conditions": {
+                "type": "array",
+                "items": condition,
+                "x-kubernetes-list-type": "map",
+                "x-kubernetes-list-map-keys": ["type"],
+            },
             "state": state_schema(),
         },
     )

@@ -7,13 +7,22 @@ make exactly one attempt per call: retrying lives in ``rollout.runtime.retrying`
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from typing import Protocol
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 from rollout.core.states import Weights
+from rollout.kube.client import Resource
 
 WriteGuard = Callable[[], None]
 """Called immediately before every write; raises ``NotLeader`` when this replica must not write."""
+
+
+class RouteReader(Protocol):
+    """Where a router reads route objects from (an informer cache), and tells about its writes."""
+
+    def __call__(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]: ...
+
+    def written(self, resource: Resource, obj: Mapping[str, Any]) -> None: ...
 
 
 class Router(Protocol):
@@ -33,10 +42,11 @@ class Router(Protocol):
     def set_weights(self, target: Weights, *, expected: Weights | None) -> Weights:
         """Write ``target`` conditionally and return the weights read back after the write.
 
-        ``expected`` is what rollout believes the route carries now; when the live weights differ,
-        raise ``WeightsDrifted`` and write nothing. ``None`` skips that check (first write of a run,
-        rollback). The write is atomic (one JSON patch with ``test`` ops) and verified by reading
-        back; a lost race raises ``RouteConflict``; a cluster that cannot hold the write raises
+        The route is read afresh (never from a cache) before writing. ``expected`` is what rollout
+        believes the route carries now; when the live weights differ, raise ``WeightsDrifted`` and
+        write nothing; ``None`` skips that check (a rollback). The write is atomic (one JSON patch
+        with ``test`` ops on every list it changes) and verified on the object the API server
+        stored; a lost race raises ``RouteConflict``; a cluster that cannot hold the write raises
         ``RouteSchemaError`` and leaves the object unchanged.
         """
         ...

@@ -13,7 +13,7 @@ from typing import Any
 from rollout.errors import BackendNotInRoute, RouteSchemaError
 from rollout.kube.client import KubeClient, Resource
 from rollout.policy.models import GatewayRouteRef
-from rollout.routers.base import WriteGuard
+from rollout.routers.base import RouteReader, WriteGuard
 from rollout.routers.patching import (
     KubeRouteRouter,
     TargetList,
@@ -44,8 +44,9 @@ class GatewayRouteRouter(KubeRouteRouter):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
-        super().__init__(client, ref.name, namespace, stable, canary, guard=guard)
+        super().__init__(client, ref.name, namespace, stable, canary, guard=guard, reader=reader)
         self.route_type = ref.route_type
 
     def locate(self, obj: dict[str, Any]) -> list[TargetList]:

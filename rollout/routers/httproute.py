@@ -14,7 +14,7 @@ from typing import Any
 from rollout.errors import BackendNotInRoute, RouteNotAccepted
 from rollout.kube.client import KubeClient, Resource
 from rollout.policy.models import HTTPRouteRef
-from rollout.routers.base import WriteGuard
+from rollout.routers.base import RouteReader, WriteGuard
 from rollout.routers.patching import KubeRouteRouter, TargetList, backend_matches, pointer
 
 HTTP_ROUTES = Resource("gateway.networking.k8s.io", "v1", "httproutes", "HTTPRoute")
@@ -36,8 +36,9 @@ class HTTPRouteRouter(KubeRouteRouter):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
-        super().__init__(client, ref.name, namespace, stable, canary, guard=guard)
+        super().__init__(client, ref.name, namespace, stable, canary, guard=guard, reader=reader)
         self.rule = ref.rule
         self.rule_name = ref.rule_name
 

@@ -13,7 +13,7 @@ from typing import Any
 from rollout.errors import BackendNotInRoute, RouterError
 from rollout.kube.client import KubeClient, Resource
 from rollout.policy.models import VirtualRouterRef
-from rollout.routers.base import WriteGuard
+from rollout.routers.base import RouteReader, WriteGuard
 from rollout.routers.patching import (
     KubeRouteRouter,
     TargetList,
@@ -45,8 +45,9 @@ class VirtualRouterRouter(KubeRouteRouter):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
-        super().__init__(client, ref.name, namespace, stable, canary, guard=guard)
+        super().__init__(client, ref.name, namespace, stable, canary, guard=guard, reader=reader)
         self.route = ref.route
 
     def describe(self) -> str:
