@@ -102,6 +102,12 @@ class LeaderSettings(Section):
     namespace: str = Field(default="rollout-system", description="namespace of the Lease")
     name: str = Field(default="rollout-daemon", description="name of the Lease")
     identity: str | None = Field(default=None, description="this replica's identity; default: hostname + pid")
+    shards: int = Field(
+        default=1, ge=1, le=64, description="rollouts split into this many shards, each led through its own Lease"
+    )
+    expected_replicas: int = Field(
+        default=1, ge=1, le=64, description="replicas sharing the shards (each first takes its fair share)"
+    )
     lease_seconds: float = Field(default=15.0, gt=0)
     renew_deadline_seconds: float = Field(default=10.0, gt=0)
     retry_seconds: float = Field(default=2.0, gt=0)
@@ -191,11 +197,13 @@ class Settings(BaseSettings):
     )
     prometheus_endpoints: dict[str, PrometheusSettings] = Field(
         default_factory=dict,
-        description="named Prometheus endpoints a policy may pick with analysis.prometheus.endpoint (besides 'default')",
+        description="named Prometheus endpoints a policy may pick with analysis.prometheus.endpoint "
+        "(besides 'default')",
     )
     prometheus_policy_addresses: list[str] = Field(
         default_factory=list,
-        description="URL prefixes a policy may name in analysis.prometheus.address (never sent the daemon's credentials)",
+        description="URL prefixes a policy may name in analysis.prometheus.address "
+        "(never sent the daemon's credentials)",
     )
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)

@@ -131,8 +131,11 @@ class NullTelemetry:
     ) -> None:
         del namespace, name, phase, step, steps, canary_weight, desired_canary_weight, verdict
 
-    def ended(self, namespace: str, name: str, phase: str) -> None:
-        del namespace, name, phase
+    def promoted(self, namespace: str, name: str) -> None:
+        del namespace, name
+
+    def rolled_back(self, namespace: str, name: str) -> None:
+        del namespace, name
 
     def forget(self, namespace: str, name: str) -> None:
         del namespace, name

@@ -187,8 +187,8 @@ def simulate(
     namespace, _, name = key.partition("/")
     batcher = MetricsBatcher(metrics, delay_seconds=0.0)
 
-    def route(spec_: RouterSpec, ns: str, stable: str, canary: str) -> Router:
-        del spec_, ns, stable, canary
+    def route(spec_: RouterSpec, ns: str, stable: str, canary: str, key_: str) -> Router:
+        del spec_, ns, stable, canary, key_
         return router
 
     reconciler = Reconciler(
@@ -250,7 +250,7 @@ def simulate(
             if batcher.collect(interval, clock.now):
                 scheduler.wake(key)
             next_slot += interval
-        _inject(sim, metrics, spec.canary, scenario, at_step, clock.now)
+        _inject(sim, metrics, canary=spec.canary, scenario=scenario, at_step=at_step, now=clock.now)
         if waiting_since is not None and clock.now >= waiting_since + approve_after:
             kind = CommandKind.APPROVE if sim.state.phase is Phase.AWAITING_APPROVAL else CommandKind.RESUME
             commands.create(namespace, name, kind, by=SIMULATED_OPERATOR, at=clock.now)
@@ -302,7 +302,7 @@ def _share_of(router: MemoryRouter, stable: str, canary: str, scenario: Scenario
 
 
 def _inject(
-    sim: Simulation, metrics: MemoryMetrics, canary: str, scenario: Scenario, at_step: int, now: datetime
+    sim: Simulation, metrics: MemoryMetrics, *, canary: str, scenario: Scenario, at_step: int, now: datetime
 ) -> None:
     faulty = scenario in (Scenario.ERROR_SPIKE, Scenario.LATENCY_SPIKE)
     if not faulty or sim.spike_at is not None or not sim.state.phase.active or sim.state.number < at_step:

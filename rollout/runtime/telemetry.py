@@ -9,15 +9,11 @@ README "Metrics" lists them all. Units are base units (``_seconds``, ``_ratio`` 
 
 The daemon calls plain-argument methods (``observe``, ``promoted``, ``rolled_back``, ``forget``,
 ``set_leader``, ``reconciled``, ``api_error``, ``reconcile_error``, ``prometheus_error``,
-``scheduled``, ``set_backlog``, ``skipped``); this module records what others observed and never
+``scheduled``, ``set_backlog``, ``coalesced``); this module records what others observed and never
 decides, reads the cluster or imports the engine's state types. It also adds prometheus_client's
 process, GC and platform collectors and ``rolloutd_build_info``, and switches off prometheus_client's
 ``*_created`` series (process-wide) so that each counter is one series.
 
-Compatibility (remove with the last old call in ``reconciling.py`` / ``daemon.py`` /
-``scheduling.py``): ``observe(key, state)``, ``forget(key)``, and the attributes ``api_errors``,
-``prometheus_errors``, ``reconcile_seconds`` and ``leader.set``. The old ``observe`` infers
-promotions and rollbacks from phase transitions because the old reconciler never reports them.
 """
 
 from __future__ import annotations
@@ -26,7 +22,7 @@ import platform
 import threading
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Protocol, overload
+from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
 from prometheus_client.gc_collector import GCCollector
@@ -37,8 +33,6 @@ from rollout import __version__
 
 PREFIX = "rolloutd"
 ROLLOUT = ("namespace", "name")
-PROMOTED, ROLLED_BACK = "Promoted", "RolledBack"
-_ACTIVE = frozenset({"Progressing", "Paused", "AwaitingApproval", "Promoting", "RollingBack"})
 RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
 
@@ -67,24 +61,6 @@ class JudgedVerdict(Protocol):
     def checks(self) -> Iterable[JudgedCheck]: ...
 
 
-class _LegacyWeights(Protocol):
-    @property
-    def canary(self) -> int: ...
-
-
-class LegacyState(Protocol):
-    """The fields the old ``observe(key, state)`` call reads of ``RolloutState``."""
-
-    @property
-    def phase(self) -> Any: ...
-    @property
-    def step(self) -> int: ...
-    @property
-    def weights(self) -> _LegacyWeights: ...
-    @property
-    def verdict(self) -> JudgedVerdict | None: ...
-
-
 @dataclass
 class _Seen:
     """What is exported for one rollout, so that its series can be replaced and removed."""
@@ -92,16 +68,6 @@ class _Seen:
     phase: str = ""
     verdict: str = ""
     checks: set[str] = field(default_factory=set)
-
-
-class _LeaderCompat:
-    """``telemetry.leader.set(0|1)``: the old elector callback, routed through ``set_leader``."""
-
-    def __init__(self, telemetry: Telemetry) -> None:
-        self._telemetry = telemetry
-
-    def set(self, value: float) -> None:
-        self._telemetry.set_leader(bool(value))
 
 
 class Telemetry:
@@ -171,10 +137,11 @@ class Telemetry:
             buckets=LAG_BUCKETS,
         )
         self._backlog = Gauge(f"{PREFIX}_scheduler_backlog", "reconciles due and not yet started", registry=r)
-        self._skipped = Counter(
-            f"{PREFIX}_scheduler_skipped_total", "reconciles skipped: the previous one was still running", registry=r
+        self._coalesced = Counter(
+            f"{PREFIX}_scheduler_coalesced_total",
+            "wakes folded into a reconcile already due or running (it runs once; none is dropped)",
+            registry=r,
         )
-        self.leader = _LeaderCompat(self)
 
     def _rollout_gauge(self, name: str, documentation: str, *extra: str) -> Gauge:
         return Gauge(f"{PREFIX}_{name}", documentation, [*ROLLOUT, *extra], registry=self.registry)
@@ -184,7 +151,6 @@ class Telemetry:
 
     # --- per rollout ----------------------------------------------------------------------------
 
-    @overload
     def observe(
         self,
         namespace: str,
@@ -196,26 +162,8 @@ class Telemetry:
         canary_weight: int,
         desired_canary_weight: int,
         verdict: JudgedVerdict | None = None,
-    ) -> None: ...
-    @overload
-    def observe(self, namespace: str, name: LegacyState) -> None: ...  # compatibility: (key, state)
-
-    def observe(
-        self,
-        namespace: str,
-        name: str | LegacyState,
-        *,
-        phase: str = "",
-        step: int = 0,
-        steps: int = 0,
-        canary_weight: int = 0,
-        desired_canary_weight: int = 0,
-        verdict: JudgedVerdict | None = None,
     ) -> None:
         """Export a rollout as it is now. Weights are percent (0-100); ``step`` is 1-based."""
-        if not isinstance(name, str):
-            self._observe_legacy(namespace, name)
-            return
         labels = {"namespace": namespace, "name": name}
         with self._lock:
             seen = self._seen.setdefault((namespace, name), _Seen())
@@ -265,15 +213,8 @@ class Telemetry:
         """A run ended RolledBack (call once per run, when the phase becomes RolledBack)."""
         self._rollbacks.labels(namespace=namespace, name=name).inc()
 
-    @overload
-    def forget(self, namespace: str, name: str) -> None: ...
-    @overload
-    def forget(self, namespace: str) -> None: ...  # compatibility: forget("namespace/name")
-
-    def forget(self, namespace: str, name: str | None = None) -> None:
+    def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a rollout (deleted, or no longer this replica's to reconcile)."""
-        if name is None:
-            namespace, _, name = namespace.partition("/")
         with self._lock:
             self._seen.pop((namespace, name), None)
             for metric in self._per_rollout:
@@ -327,29 +268,6 @@ class Telemetry:
         """Reconciles that are due and not yet started."""
         self._backlog.set(due)
 
-    def skipped(self, count: int = 1) -> None:
-        """Reconciles dropped because the previous one of the same rollout was still running."""
-        self._skipped.inc(count)
-
-    # --- compatibility --------------------------------------------------------------------------
-
-    def _observe_legacy(self, key: str, state: LegacyState) -> None:
-        namespace, _, name = key.partition("/")
-        phase = str(getattr(state.phase, "value", state.phase))
-        with self._lock:
-            before = self._seen[(namespace, name)].phase if (namespace, name) in self._seen else ""
-        weight = state.weights.canary
-        self.observe(
-            namespace,
-            name,
-            phase=phase,
-            step=state.step + 1,
-            steps=0,
-            canary_weight=weight,
-            desired_canary_weight=weight,
-            verdict=state.verdict,
-        )
-        if before in _ACTIVE and phase == PROMOTED:
-            self.promoted(namespace, name)
-        elif before in _ACTIVE and phase == ROLLED_BACK:
-            self.rolled_back(namespace, name)
+    def coalesced(self, count: int = 1) -> None:
+        """Wakes folded into a reconcile of the same rollout already due or running."""
+        self._coalesced.inc(count)

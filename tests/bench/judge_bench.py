@@ -19,14 +19,14 @@ from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
-from scipy import stats  # type: ignore[import-untyped]
-
 from rollout.core.judging.sequential import (
     alphas,
     fail_mixture,
     ratio_grid,
     slo_specs,
 )
+from scipy import stats  # type: ignore[import-untyped]
+
 from rollout.policy.models import Analysis
 
 INTERVAL_S = 30.0

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 import pytest
-
 from rollout.core.judging.sequential import judge_sequential
+
 from rollout.core.states import ArmCounts, JudgeMemory, MetricsSample, Outcome, VerdictKind
 from rollout.policy.models import Analysis
 from tests.bench.judge_bench import Counts, Scenario, sequential_rollback, simulate

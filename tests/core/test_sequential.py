@@ -10,13 +10,13 @@ from typing import Any
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from rollout.core.judging import judge
 from rollout.core.judging.sequential import (
     absolute_increment,
     judge_sequential,
     relative_increment,
 )
+
+from rollout.core.judging import judge
 from rollout.core.states import ArmCounts, JudgeMemory, MetricsSample, Outcome, Verdict, VerdictKind
 from rollout.policy.models import Analysis
 

@@ -6,7 +6,6 @@ router kind, and the ops each router plans for every route type) and only ``weig
 
 from __future__ import annotations
 
-import copy
 import re
 from typing import Any
 
@@ -18,7 +17,6 @@ from prometheus_client.parser import text_string_to_metric_families
 from rollout.core.states import STABLE_ONLY, Weights
 from rollout.core.verdicts import Check, Verdict, VerdictKind
 from rollout.kube.client import KubeClient
-from rollout.kube.rollouts import COMMANDS_ANNOTATION
 from rollout.policy.loading import load_text
 from rollout.policy.models import GatewayRouteRef, VirtualRouterRef
 from rollout.routers.gatewayroute import GatewayRouteRouter
@@ -216,9 +214,9 @@ def test_argo_cd_covers_every_virtualrouter_protocol(kube: KubeClient, protocol:
     assert planned <= ignored("VirtualRouter", obj)
 
 
-def test_argo_cd_ignores_the_commands_annotation_of_rollouts() -> None:
-    rollout = {"apiVersion": "delivery.rollout.dev/v1alpha1", "metadata": {"annotations": {COMMANDS_ANNOTATION: "[]"}}}
-    assert ignored("Rollout", copy.deepcopy(rollout)) == {"/metadata/annotations/delivery.rollout.dev~1commands"}
+def test_argo_cd_needs_nothing_ignored_on_rollouts() -> None:
+    argo = next(s for s in YAML_SNIPPETS if isinstance(s, dict) and "ignoreDifferences" in s.get("spec", {}))
+    assert not [e for e in argo["spec"]["ignoreDifferences"] if e["kind"] == "Rollout"]
 
 
 def test_the_flux_snippet_uses_flux_s_create_only_annotation() -> None:

@@ -88,7 +88,7 @@ class FakeRollouts(InMemoryRollouts):
 class FakeCommands(InMemoryCommands):
     """Commands created by "people" (alice by default) at the fake epoch."""
 
-    def create(  # type: ignore[override]
+    def create(
         self, namespace: str, rollout: str, kind: CommandKind, *, by: str = "alice", at: datetime = T0, **kw: Any
     ) -> str:
         return super().create(namespace, rollout, kind, by=by, at=at, **kw)
@@ -129,8 +129,11 @@ class FakeTelemetry:
     ) -> None:
         self.observed.append((namespace, name, phase, canary_weight))
 
-    def ended(self, namespace: str, name: str, phase: str) -> None:
-        self.ended_runs.append((f"{namespace}/{name}", phase))
+    def promoted(self, namespace: str, name: str) -> None:
+        self.ended_runs.append((f"{namespace}/{name}", "Promoted"))
+
+    def rolled_back(self, namespace: str, name: str) -> None:
+        self.ended_runs.append((f"{namespace}/{name}", "RolledBack"))
 
     def forget(self, namespace: str, name: str) -> None:
         self.forgotten.append(f"{namespace}/{name}")
@@ -176,7 +179,7 @@ class Routes:
     def route(self, namespace: str, name: str = "gr") -> MemoryRouter:
         return self.routers.setdefault((namespace, name), MemoryRouter("v1", "v2", name=f"{namespace}/{name}"))
 
-    def router_for(self, spec: RouterSpec, namespace: str, stable: str, canary: str) -> Router:
+    def router_for(self, spec: RouterSpec, namespace: str, stable: str, canary: str, key: str) -> Router:
         self.built.append((namespace, spec.ref.name, stable, canary))
         return self.route(namespace, spec.ref.name)
 

@@ -12,9 +12,8 @@ from hypothesis import strategies as st
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-from rollout.core import states
 from rollout.core.verdicts import Check, Verdict, VerdictKind
-from rollout.runtime.telemetry import JudgedVerdict, LegacyState, Telemetry
+from rollout.runtime.telemetry import JudgedVerdict, Telemetry
 
 Series = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 ARGO_NAMES = ("rollout_info", "rollout_phase", "rollout_reconcile", "rollout_events_total", "analysis_run")
@@ -109,7 +108,7 @@ def test_forget_removes_every_series_of_that_rollout_only(telemetry: Telemetry) 
     series = scrape(telemetry)
     assert of_rollout(series, "shop", "recs") == {}
     assert len(of_rollout(series, "shop", "cart")) == 12
-    telemetry.forget("shop/cart")  # the old call form
+    telemetry.forget("shop", "cart")
     assert of_rollout(scrape(telemetry), "shop", "cart") == {}
     assert telemetry.rollouts() == []
 
@@ -138,23 +137,19 @@ def test_leadership_matches_what_the_daemon_sets_and_a_standby_exports_no_rollou
     telemetry.set_leader(set(), shards=4)
     assert leader() == (0, 0, 4)
     assert of_rollout(scrape(telemetry), "shop", "recs") == {}
-    telemetry.leader.set(1)  # the old elector callback
-    assert leader() == (1, 1, 1)
-    telemetry.leader.set(0)
-    assert leader() == (0, 0, 1)
 
 
 def test_daemon_wide_metrics(telemetry: Telemetry) -> None:
     telemetry.reconciled(0.03)
-    telemetry.reconcile_seconds.observe(0.2)  # the old attribute
+    telemetry.reconciled(0.2)
     telemetry.reconcile_error("KubeError")
     telemetry.api_error("KubeConflict")
-    telemetry.api_errors.labels(kind="KubeConflict").inc()  # the old attribute
+    telemetry.api_error("KubeConflict")
     telemetry.prometheus_error("unavailable")
     telemetry.scheduled(1.5)
     telemetry.scheduled(-0.01)  # early: counted as no lag
     telemetry.set_backlog(7)
-    telemetry.skipped(3)
+    telemetry.coalesced(3)
     s = scrape(telemetry)
     assert s[("rolloutd_reconcile_duration_seconds_count", ())] == 2
     assert s[("rolloutd_reconcile_duration_seconds_bucket", (("le", "0.05"),))] == 1
@@ -166,7 +161,7 @@ def test_daemon_wide_metrics(telemetry: Telemetry) -> None:
     assert s[("rolloutd_scheduler_lag_seconds_sum", ())] == 1.5
     assert s[("rolloutd_scheduler_lag_seconds_bucket", (("le", "0.01"),))] == 1
     assert s[("rolloutd_scheduler_backlog", ())] == 7
-    assert s[("rolloutd_scheduler_skipped_total", ())] == 3
+    assert s[("rolloutd_scheduler_coalesced_total", ())] == 3
 
 
 def test_names_follow_the_conventions_and_avoid_argo_rollouts(telemetry: Telemetry) -> None:
@@ -192,28 +187,6 @@ def test_names_follow_the_conventions_and_avoid_argo_rollouts(telemetry: Telemet
         if family.type == "counter":
             assert all(s.name.endswith("_total") for s in family.samples), family.name
     assert "_created" not in text
-
-
-def _legacy(phase: states.Phase, canary: int, step: int = 1) -> LegacyState:
-    return states.RolloutState(phase=phase, step=step, weights=states.Weights.of_canary(canary))
-
-
-def test_the_old_observe_call_still_works_and_counts_ends_of_runs_once() -> None:
-    t = Telemetry()
-    t.observe("shop/recs", _legacy(states.Phase.PROMOTED, 100))  # first seen already ended: not counted
-    t.observe("shop/recs", _legacy(states.Phase.PROGRESSING, 10, step=0))
-    s = of_rollout(scrape(t), "shop", "recs")
-    assert s["rolloutd_rollout_info{phase=Progressing}"] == 1
-    assert (s["rolloutd_rollout_step{}"], s["rolloutd_rollout_canary_weight_ratio{}"]) == (1, 0.1)
-    assert "rolloutd_rollout_steps{}" not in s  # the old call does not know the number of steps
-    for _ in range(3):
-        t.observe("shop/recs", _legacy(states.Phase.PROMOTED, 100))
-    t.observe("shop/recs", _legacy(states.Phase.PROGRESSING, 10))
-    t.observe("shop/recs", _legacy(states.Phase.ROLLING_BACK, 0))
-    t.observe("shop/recs", _legacy(states.Phase.ROLLED_BACK, 0))
-    t.observe("shop/recs", _legacy(states.Phase.ROLLED_BACK, 0))
-    s = of_rollout(scrape(t), "shop", "recs")
-    assert (s["rolloutd_promotions_total{}"], s["rolloutd_rollbacks_total{}"]) == (1, 1)
 
 
 def _model_of(ops: Iterable[tuple[str, str]]) -> dict[str, str]:

@@ -20,8 +20,15 @@ from rollout.runtime.telemetry import Telemetry
 def main() -> None:
     telemetry = Telemetry()
     for i in range(50):
-        telemetry.canary_weight.labels(rollout=f"ns/rollout-{i}").set(i % 100)
-        telemetry.step.labels(rollout=f"ns/rollout-{i}").set(i % 7)
+        telemetry.observe(
+            "ns",
+            f"rollout-{i}",
+            phase="Progressing",
+            step=i % 7 + 1,
+            steps=7,
+            canary_weight=i % 100,
+            desired_canary_weight=i % 100,
+        )
     accepted: list[Command] = []
 
     def submit(namespace: str, name: str, command: Command) -> None:
