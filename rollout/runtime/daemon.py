@@ -25,9 +25,9 @@ from types import FrameType
 from typing import Any
 
 from rollout.core.states import Command
-from rollout.errors import KubeError, KubeNotFound, NotLeader
-from rollout.kube.access import AccessReviews, whoami
-from rollout.kube.client import KubeClient, Resource
+from rollout.errors import KubeError, NotLeader
+from rollout.kube.access import AccessReviews, admission_policy_installed, whoami
+from rollout.kube.client import KubeClient
 from rollout.kube.commands import POLICY_NAME, ROLLOUT_COMMANDS, CommandObject, CommandObjects, command_body
 from rollout.kube.events import EventRecorder
 from rollout.kube.informers import Informer
@@ -121,6 +121,7 @@ class Daemon:
         self.events = EventRecorder(self.client, instance=self.identity)
         self.access = AccessReviews(self.client)
         self._policy_installed = not settings.commands.require_admission_policy
+        self._policy_checked = False
         self.actor = Actor(
             acknowledger=self.commands,
             notifications=self.delivery,
@@ -327,18 +328,16 @@ class Daemon:
             self._policy_installed = True
             return
         try:
-            for plural in ("validatingadmissionpolicies", "validatingadmissionpolicybindings"):
-                resource = Resource("admissionregistration.k8s.io", "v1", plural, "")
-                self.client.get(resource, "", POLICY_NAME)
-            self._policy_installed = True
-        except KubeNotFound:
-            self._policy_installed = False
+            installed = admission_policy_installed(self.client, POLICY_NAME)
+        except KubeError as e:
+            log.warning("cannot check the admission policy", extra={"event": "rollout.api-error", "error": str(e)})
+            return
+        if not installed and (self._policy_installed or not self._policy_checked):
             log.error(
                 "the admission policy for RolloutCommands is not installed: commands are refused",
                 extra={"event": "rollout.no-admission-policy", "policy": POLICY_NAME},
             )
-        except KubeError as e:
-            log.warning("cannot check the admission policy", extra={"event": "rollout.api-error", "error": str(e)})
+        self._policy_installed, self._policy_checked = installed, True
 
     def _clean_commands(self) -> None:
         retention = timedelta(seconds=self.settings.commands.retention_seconds)
