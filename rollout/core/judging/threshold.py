@@ -1,162 +1,130 @@
-"""The fixed-threshold judge (Flagger/Argo style, explicit): each interval, the canary's error ratio,
-slow-request share and custom metric values are held against the policy's limits.
+"""The fixed-threshold judge (``judge: threshold``, Flagger/Argo style, explicit): the canary's error
+rate, slow-request share and custom metrics held against the policy's limits.
 
-Owns only the per-interval verdict; failure counting across intervals (``failureLimit``) belongs
-to the engine. Missing or thin data never passes silently: ``noData`` decides hold/fail/pass and
-the verdict says ``enough_data=False``. Pure: no I/O, no clock.
+Owns that rule. On every tick with a new interval it judges the current step's at-weight counts
+(once they hold ``minRequests`` canary requests, the same meaning of ``minRequests`` as the
+sequential judge); an interval that spans a weight change is judged on its own, for failures only.
+Each tick with a failed check counts one failure; at ``failureLimit`` failures the verdict says
+``rollback``. Latency is counted honestly at the histogram's buckets: it fails when the share
+slower than the bucket at or above the bound exceeds the limit, passes when the share slower than
+the bucket at or below it does not, and holds in between. Missing data: ``noData`` (shared rules).
+Pure: no I/O, no clock.
 """
 
 from __future__ import annotations
 
-import math
-from dataclasses import replace
-
-from rollout.core.states import (
-    ArmCounts,
-    Check,
-    JudgeMemory,
-    MetricsSample,
-    Outcome,
-    Verdict,
-    VerdictKind,
-)
-from rollout.policy.models import Analysis, NoDataPolicy
-
-_USABLE = (Outcome.OK, Outcome.PARTIAL)
+from rollout.core.judging.base import JudgeInput
+from rollout.core.judging.latency import counted_as
+from rollout.core.judging.memory import JudgeMemory, add_at_weight, enter_step
+from rollout.core.judging.rules import Data, count, gauge_checks, no_data_kind, pct, screen, tally
+from rollout.core.readings import ArmCounts, LatencyBuckets
+from rollout.core.verdicts import Check, Verdict, VerdictKind
+from rollout.policy.analysis import Analysis
 
 
-def judge_threshold(
-    analysis: Analysis, memory: JudgeMemory, sample: MetricsSample, canary_share: float
-) -> tuple[Verdict, JudgeMemory]:
-    """Judge one interval of ``sample`` against fixed limits; ``canary_share`` is unused here."""
-    del canary_share
-    canary = sample.canary if sample.outcome in _USABLE else None
-    if canary is None or canary.requests < analysis.min_requests:
-        why = _thin_reason(analysis, sample, canary)
-        return _no_data(analysis, why, sample), memory
+def judge_threshold(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -> tuple[Verdict, JudgeMemory]:
+    """Judge this tick's data against fixed limits; see the module docstring."""
+    memory, _, _ = enter_step(memory, inp.weight, inp.new_step)
+    data, note = screen(inp)
+    needed = max(analysis.min_requests, 1)
+    judged: ArmCounts | None = None
+    whole_step = False
+    if data is Data.USABLE and inp.interval is not None:
+        iv = inp.interval
+        if inp.at_weight:
+            memory = add_at_weight(memory, iv.canary, iv.stable)
+            if memory.canary.requests >= needed:
+                judged, whole_step = memory.canary, True
+        elif iv.canary.requests >= needed:
+            judged = iv.canary
+    checks = limit_checks(analysis, judged, inp.latency) if judged is not None else ()
+    gauges = gauge_checks(analysis.metrics, inp.custom)
+    everything = checks + gauges
+    judged_now = data in (Data.USABLE, Data.MISSING)
+    failing = [c for c in (checks + gauges if judged_now else checks) if c.verdict is VerdictKind.FAIL]
+    no_data_fails = data is Data.MISSING and no_data_kind(analysis) is VerdictKind.FAIL
+    counted = tally(analysis, memory, bool(failing) or no_data_fails)
+    memory = counted.memory
+    at = f"{inp.weight}%"
 
-    checks: list[Check] = []
-    slos = analysis.slos
-    if slos.error_rate is not None:
-        ratio = canary.errors / canary.requests
-        limit = slos.error_rate.max
-        checks.append(
-            Check(
-                name="errorRate",
-                verdict=VerdictKind.FAIL if ratio > limit else VerdictKind.PASS,
-                value=ratio,
-                limit=limit,
-                detail=f"error rate {_pct(ratio)} ({canary.errors:.0f}/{canary.requests:.0f}) "
-                f"{'>' if ratio > limit else '<='} max {_pct(limit)}",
-            )
+    if counted.counted:
+        kind, rollback = VerdictKind.FAIL, counted.rollback
+        why = "; ".join(c.detail for c in failing) or f"{note} (noData: fail)"
+        head = f"{'roll back' if rollback else 'fail'}: {why} ({counted.words(analysis)})"
+    elif data is Data.MISSING:
+        kind, rollback = no_data_kind(analysis), False
+        head = f"{kind.value}: {note} (noData: {analysis.no_data.value}" + (
+            ", lets the step end, never promotes)" if kind is VerdictKind.PASS else ")"
         )
-    if slos.latency is not None:
-        share = canary.slow / canary.requests
-        limit = slos.latency.max_slow_share
-        bound_ms = slos.latency.max.total_seconds() * 1000
-        checks.append(
-            Check(
-                name="latency",
-                verdict=VerdictKind.FAIL if share > limit else VerdictKind.PASS,
-                value=share,
-                limit=limit,
-                detail=f"{_pct(share)} of requests slower than {bound_ms:.0f}ms ({canary.slow:.0f}/"
-                f"{canary.requests:.0f}); p{slos.latency.percentile:g} allows {_pct(limit)}",
-            )
-        )
-    for metric in analysis.metrics:
-        value = sample.custom.get(metric.name)
-        if value is None or math.isnan(value):
-            checks.append(
-                Check(
-                    name=metric.name,
-                    verdict=VerdictKind.HOLD,
-                    value=None,
-                    limit=metric.max if metric.max is not None else metric.min,
-                    detail=f"{metric.name}: no value",
-                )
-            )
-            continue
-        low = metric.min is not None and value < metric.min
-        high = metric.max is not None and value > metric.max
-        bound = metric.min if low else metric.max
-        checks.append(
-            Check(
-                name=metric.name,
-                verdict=VerdictKind.FAIL if (low or high) else VerdictKind.PASS,
-                value=value,
-                limit=bound,
-                detail=f"{metric.name} = {value:.4g} ({_bounds(metric.min, metric.max)})",
-            )
-        )
-
-    new_memory = _accumulate(memory, canary, sample.stable)
-    if any(c.verdict is VerdictKind.FAIL for c in checks):
-        kind = VerdictKind.FAIL
-    elif any(c.verdict is VerdictKind.HOLD for c in checks):
-        kind = VerdictKind.HOLD
+    elif data is not Data.USABLE:
+        kind, rollback = VerdictKind.HOLD, False
+        head = f"hold: {note}"
+    elif judged is None:
+        kind, rollback = VerdictKind.HOLD, False
+        head = f"hold: {count(memory.canary.requests)} of {analysis.min_requests} canary requests judged at {at}"
+    elif not whole_step:
+        kind, rollback = VerdictKind.HOLD, False
+        head = "hold: this interval spans the weight change; it is judged for failures only"
+    elif all(c.verdict is VerdictKind.PASS for c in everything):
+        kind, rollback = VerdictKind.PASS, False
+        head = f"pass: every check within its limit on {count(judged.requests)} canary requests at {at}"
     else:
-        kind = VerdictKind.PASS
-    ordered = sorted(checks, key=lambda c: c.verdict is not VerdictKind.FAIL)  # failures first
-    summary = (
-        "; ".join(("FAILED " if c.verdict is VerdictKind.FAIL else "") + c.detail for c in ordered)
-        or f"{canary.requests:.0f} requests, no SLOs set"
-    )
-    return Verdict(
+        kind, rollback = VerdictKind.HOLD, False
+        waiting = ", ".join(c.name for c in everything if c.verdict is not VerdictKind.PASS)
+        head = f"hold: {waiting} not settled"
+    verdict = Verdict(
         kind=kind,
-        checks=tuple(checks),
-        enough_data=kind is not VerdictKind.HOLD,
-        summary=summary,
-        canary=canary,
-        stable=sample.stable,
-    ), new_memory
-
-
-def _thin_reason(analysis: Analysis, sample: MetricsSample, canary: ArmCounts | None) -> str:
-    if canary is None:
-        detail = f": {sample.detail}" if sample.detail else ""
-        return f"no canary data ({sample.outcome.value}){detail}"
-    return f"only {canary.requests:.0f} canary requests, minRequests is {analysis.min_requests}"
-
-
-def _no_data(analysis: Analysis, why: str, sample: MetricsSample) -> Verdict:
-    kind = {
-        NoDataPolicy.HOLD: VerdictKind.HOLD,
-        NoDataPolicy.FAIL: VerdictKind.FAIL,
-        NoDataPolicy.PASS: VerdictKind.PASS,
-    }[analysis.no_data]
-    return Verdict(
-        kind=kind,
-        checks=(),
-        enough_data=False,
-        summary=f"not enough data: {why} (noData: {analysis.no_data.value})",
-        canary=sample.canary,
-        stable=sample.stable,
+        checks=everything,
+        enough_data=kind is VerdictKind.PASS and whole_step,
+        summary=" | ".join([head, *(c.detail for c in everything)]),
+        rollback=rollback,
+        canary=memory.canary,
+        stable=memory.stable,
     )
+    return verdict, memory
 
 
-def _accumulate(memory: JudgeMemory, canary: ArmCounts, stable: ArmCounts | None) -> JudgeMemory:
-    def add(a: ArmCounts, b: ArmCounts | None) -> ArmCounts:
-        if b is None:
-            return a
-        return ArmCounts(a.requests + b.requests, a.errors + b.errors, a.slow + b.slow)
-
-    return replace(
-        memory,
-        intervals=memory.intervals + 1,
-        canary=add(memory.canary, canary),
-        stable=add(memory.stable, stable),
-    )
-
-
-def _pct(value: float) -> str:
-    return f"{value * 100:.3g}%"
-
-
-def _bounds(low: float | None, high: float | None) -> str:
-    parts = []
-    if low is not None:
-        parts.append(f"min {low:.4g}")
-    if high is not None:
-        parts.append(f"max {high:.4g}")
-    return ", ".join(parts)
+def limit_checks(analysis: Analysis, canary: ArmCounts, latency: LatencyBuckets | None) -> tuple[Check, ...]:
+    """The canary's error rate and slow share against the SLOs (``canary`` has requests)."""
+    checks: list[Check] = []
+    n = canary.requests
+    if analysis.slos.error_rate is not None:
+        limit = analysis.slos.error_rate.max
+        value = canary.errors / n
+        bad = value > limit
+        checks.append(
+            Check(
+                "errorRate",
+                VerdictKind.FAIL if bad else VerdictKind.PASS,
+                value,
+                limit,
+                f"errorRate {pct(value)} ({count(canary.errors)}/{count(n)}) {'above' if bad else 'within'} "
+                f"max {pct(limit)}",
+                canary_rate=value,
+                slo=limit,
+                test="threshold",
+            )
+        )
+    if analysis.slos.latency is not None:
+        limit = analysis.slos.latency.max_slow_share
+        below, above = canary.slow / n, canary.slow_above / n
+        kind = VerdictKind.FAIL if above > limit else VerdictKind.PASS if below <= limit else VerdictKind.HOLD
+        words = {
+            VerdictKind.FAIL: f"{pct(above)} of requests slow, above",
+            VerdictKind.PASS: f"{pct(below)} of requests slow, within",
+            VerdictKind.HOLD: f"between {pct(above)} and {pct(below)} of requests slow (the buckets cannot tell), vs",
+        }[kind]
+        checks.append(
+            Check(
+                "latency",
+                kind,
+                above if kind is VerdictKind.FAIL else below,
+                limit,
+                f"latency: {words} the allowed {pct(limit)} (p{analysis.slos.latency.percentile:g}; "
+                f"counted {counted_as(latency)})",
+                canary_rate=above if kind is VerdictKind.FAIL else below,
+                slo=limit,
+                test="threshold",
+            )
+        )
+    return tuple(checks)
