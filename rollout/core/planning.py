@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from rollout.core.judging.latency import ENVOY_DEFAULT_BUCKETS_MS, bucket_warning
 from rollout.core.sizing import StepSizing, size_step
+from rollout.policy.analysis import JudgeKind
 from rollout.policy.models import Rollout
 
 
@@ -43,7 +44,8 @@ class Plan:
 def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] = ENVOY_DEFAULT_BUCKETS_MS) -> Plan:
     """The schedule the engine will follow if every judgement passes as early as it can.
 
-    With ``rps`` (expected total requests per second), every setWeight step is sized: how long it
+    With ``rps`` (expected total requests per second) and the sequential judge, every setWeight
+    step is sized: how long it
     takes to catch a ``sequential.regression`` regression at that weight and to pass a healthy
     canary, with warnings for steps that cannot do either within the progress deadline, and the
     expected time to promote a healthy canary. ``buckets_ms``: the latency histogram's bucket bounds
@@ -93,7 +95,7 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
                 )
             )
     expected: timedelta | None = None
-    if rps is not None:
+    if rps is not None and analysis.judge is JudgeKind.SEQUENTIAL:
         weight_steps = sum(1 for r in rows if r.kind == "setWeight" and r.canary > 0)
         rows = [_sized(policy, row, rps, weight_steps, warnings) for row in rows]
         expected = _expected(rows)

@@ -35,14 +35,14 @@ DEADLINE_S = 1800.0  # per step: not passed by then = the run pauses ("stuck")
 SCRAPE_S = 15.0
 BUCKETS = LatencyBuckets(300.0, 250.0, 500.0)  # Envoy's buckets around a 300 ms bound
 HEALTHY_RUNS, FAULT_RUNS, BATCH = 2000, 500, 250
-GAUGE = "saturation"
+GAUGE, GAUGE_MAX = "saturation", 0.8
 
 ANALYSIS = Analysis.model_validate(
     {
         "interval": "30s",
         "stepDuration": "5m",
         "slos": {"errorRate": {"max": "1%"}, "latency": {"percentile": 99, "max": "300ms"}},
-        "metrics": [{"name": GAUGE, "query": "saturation{{backend='{backend}'}}", "max": 0.8}],
+        "metrics": [{"name": GAUGE, "query": "saturation{{backend='{backend}'}}", "max": GAUGE_MAX}],
         "minRequests": 100,
         "failureLimit": 2,
     }
@@ -236,6 +236,9 @@ def cell(results: list[Result], healthy: bool) -> str:
 def row(policy: Policy, scenario: Scenario, seed: int, judges: list[BenchJudge], runs: int) -> list[str]:
     cells = []
     for judge in judges:
+        if scenario.gauge > GAUGE_MAX and isinstance(judge, Kayenta):
+            cells.append("n/a (no fixed bounds)")
+            continue
         results: list[Result] = []
         for batch in range(math.ceil(runs / BATCH)):
             size = min(BATCH, runs - batch * BATCH)
@@ -247,7 +250,7 @@ def row(policy: Policy, scenario: Scenario, seed: int, judges: list[BenchJudge],
 def main(healthy_runs: int = HEALTHY_RUNS, fault_runs: int = FAULT_RUNS, only: int | None = None) -> None:
     """Print the table (``only``: the first scenarios only, for the smoke test)."""
     policy = Policy()
-    judges: list[BenchJudge] = [Ours(policy.analysis), Flagger(), Kayenta()]
+    judges: list[BenchJudge] = [Ours(policy.analysis), Flagger(gauge_max=((GAUGE, GAUGE_MAX),)), Kayenta()]
     lines = [
         f"Steps {'/'.join(map(str, policy.weights))}%, stepDuration {policy.step_s / 60:g}m, interval "
         f"{policy.interval_s:g}s, scrape {policy.scrape_s:g}s, 2 Envoy pods, stable 0.5% errors (SLO 1%), "

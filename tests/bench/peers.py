@@ -4,13 +4,15 @@ fixed-threshold rule and a Kayenta-style Mann-Whitney rule, behind one small int
 Owns the two peer rules as their users run them by default, on the same intervals ours gets:
 
 * **Flagger-style**: every tick with a new interval, the canary's 5xx share over that interval
-  against ``errorRate.max`` and its p99 latency (``histogram_quantile``: linear interpolation in
-  Envoy's 250-500 ms bucket) against ``latency.max``; an interval where the canary served nothing
-  is a failed check ("no values found"); roll back at ``threshold`` failed checks.
+  against ``errorRate.max``, its p99 latency (``histogram_quantile``: linear interpolation in
+  Envoy's 250-500 ms bucket) against ``latency.max`` and custom metrics against their max; an
+  interval where the canary served nothing is a failed check ("no values found"); roll back at
+  ``threshold`` failed checks.
 * **Kayenta-style**: every tick, a one-sided Mann-Whitney test of the canary's per-interval error
   rates (and shares slower than 250 ms) against stable's since the step started; roll back when
   either is higher at ``alpha``; no verdict with fewer than ``min_points`` intervals; a step
-  without stable traffic (100%) has no baseline and passes.
+  without stable traffic (100%) has no baseline and passes. It compares canary with stable only,
+  so it has no rule for a custom metric's fixed bound (the table says n/a).
 """
 
 from __future__ import annotations
@@ -76,6 +78,7 @@ class Flagger:
     error_max: float = 0.01
     latency_max_ms: float = 300.0
     threshold: int = 2
+    gauge_max: tuple[tuple[str, float], ...] = ()  # custom metrics (name, max): a thresholdRange check
     name: str = "Flagger-style (threshold 2)"
 
     def fresh(self) -> int:
@@ -89,6 +92,7 @@ class Flagger:
         c = iv.canary
         ok = c.requests > 0 and c.errors / c.requests <= self.error_max
         ok = ok and p99_ms(c.requests, c.slow, c.slow_above) <= self.latency_max_ms
+        ok = ok and all(inp.custom.get(name, math.inf) <= top for name, top in self.gauge_max)
         failures += 0 if ok else 1
         return Call(ok, failures >= self.threshold), failures
 

@@ -69,7 +69,9 @@ def slo_specs(analysis: Analysis) -> tuple[SLOSpec, ...]:
 
 
 def alpha_per_slo(analysis: Analysis) -> float:
-    return analysis.sequential.alpha / max(len(slo_specs(analysis)), 1)
+    """``alpha`` split evenly across the judged SLOs (Bonferroni)."""
+    slos = (analysis.slos.error_rate is not None) + (analysis.slos.latency is not None)
+    return analysis.sequential.alpha / max(slos, 1)
 
 
 def baseline(spec: SLOSpec, stable_run: ArmCounts, count: Callable[[ArmCounts], float]) -> float:

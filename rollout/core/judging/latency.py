@@ -55,8 +55,8 @@ def bucket_warning(bound_ms: float, buckets_ms: Sequence[float] = ENVOY_DEFAULT_
     fix = f"add a {_ms(bound_ms)} bucket to the histogram (or use a bound that is a bucket bound)"
     if buckets.below_ms is None:
         return (
-            f"latency max {_ms(bound_ms)} is below every histogram bucket: the judges cannot tell which "
-            f"requests are slow and latency never passes; {fix}"
+            f"latency max {_ms(bound_ms)} is below every histogram bucket: the judges cannot count the "
+            f"requests slower than it; {fix}"
         )
     if buckets.above_ms is None:
         return (

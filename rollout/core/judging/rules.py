@@ -32,7 +32,7 @@ class Data(StrEnum):
 def screen(inp: JudgeInput) -> tuple[Data, str]:
     """Classify a tick's input and say why in words."""
     why = f": {inp.reason}" if inp.reason else ""
-    if inp.weight <= 0:
+    if inp.weight <= 0 and (inp.interval is None or inp.interval.canary.requests <= 0):
         return Data.NOTHING_NEW, "the canary carries no traffic at 0%"
     if inp.interval is None:
         if inp.outcome in (Outcome.OK, Outcome.PARTIAL):

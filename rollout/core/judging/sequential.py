@@ -107,9 +107,14 @@ def judge_sequential(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -
     elif enough and all(c.verdict is VerdictKind.PASS for c in everything):
         kind, rollback = VerdictKind.PASS, False
         names = ", ".join(c.name for c in checks) or "no SLOs set"
+        regression = f"{analysis.sequential.regression:g}x"
+        bound = (
+            f"below {regression} max(SLO, stable's rate earlier in the run)"
+            if inp.weight >= 100 or analysis.sequential.mode == "absolute"
+            else f"not worse than {regression} stable (or below SLO/{analysis.sequential.regression:g})"
+        )
         head = (
-            f"pass: the canary is not worse than {analysis.sequential.regression:g}x stable or the SLO floor "
-            f"({names}) on {count(memory.canary.requests)} canary requests at {at}"
+            f"pass: the canary is {bound} on {names}, {count(memory.canary.requests)} canary requests at {at}"
             if checks
             else f"pass: {count(memory.canary.requests)} canary requests at {at} ({names})"
         )
@@ -123,7 +128,7 @@ def judge_sequential(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -
     verdict = Verdict(
         kind=kind,
         checks=everything,
-        enough_data=enough and kind is VerdictKind.PASS and data is Data.USABLE,
+        enough_data=enough and data is not Data.MISSING,
         summary=summary,
         rollback=rollback,
         canary=memory.canary,
