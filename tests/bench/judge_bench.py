@@ -223,7 +223,7 @@ def cell(results: list[Result], healthy: bool) -> str:
     if healthy:
         low, high = wilson(len(rolled), n)
         promoted = [r.seconds for r in results if r.outcome == "promoted"]
-        tail = f"; promoted {100 * len(promoted) / n:.0f}%" + (
+        tail = f"; promoted {100 * len(promoted) / n:.3g}%" + (
             f" in {statistics.median(promoted) / 60:.0f}m" if promoted else ""
         )
         return f"{100 * len(rolled) / n:.2f}% [{100 * low:.2f}, {100 * high:.2f}]{tail}"
