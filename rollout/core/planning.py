@@ -1,16 +1,20 @@
 """The step schedule of a policy: weights, pauses, gates and the minimum time to promote.
 
 Owns the arithmetic behind ``rollout plan``. Pure; it reads only the policy (and, optionally, an
-expected request rate for judge sizing done by ``rollout.core.sizing``).
+expected request rate for judge sizing done by ``rollout.core.sizing``, and the latency histogram's
+buckets for the bucket warning of ``rollout.core.judging.latency``).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 
+from rollout.core.judging.latency import ENVOY_DEFAULT_BUCKETS_MS, bucket_warning
 from rollout.core.sizing import StepSizing, size_step
+from rollout.policy.analysis import JudgeKind
 from rollout.policy.models import Rollout
 
 
@@ -34,14 +38,18 @@ class Plan:
     min_time_to_promote: timedelta
     needs_people: bool
     warnings: tuple[str, ...]
+    expected_time_to_promote: timedelta | None = None  # with --rps: a healthy canary, steps lasting as sized
 
 
-def plan(policy: Rollout, rps: float | None = None) -> Plan:
+def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] = ENVOY_DEFAULT_BUCKETS_MS) -> Plan:
     """The schedule the engine will follow if every judgement passes as early as it can.
 
-    With ``rps`` (expected total requests per second), every setWeight step is sized: how many
-    canary requests and how long it takes to detect a 2x (``sequential.regression``) regression,
-    with a warning for steps too short to ever judge.
+    With ``rps`` (expected total requests per second) and the sequential judge, every setWeight
+    step is sized: how long it
+    takes to catch a ``sequential.regression`` regression at that weight and to pass a healthy
+    canary, with warnings for steps that cannot do either within the progress deadline, and the
+    expected time to promote a healthy canary. ``buckets_ms``: the latency histogram's bucket bounds
+    (a warning when the latency SLO's bound is not one of them).
     """
     spec, analysis = policy.spec, policy.spec.analysis
     interval = analysis.interval
@@ -91,8 +99,15 @@ def plan(policy: Rollout, rps: float | None = None) -> Plan:
                     unbounded=True,
                 )
             )
-    if rps is not None:
-        rows = [_sized(policy, row, rps, warnings) for row in rows]
+    expected: timedelta | None = None
+    if rps is not None and analysis.judge is JudgeKind.SEQUENTIAL:
+        weight_steps = sum(1 for r in rows if r.kind == "setWeight" and r.canary > 0)
+        rows = [_sized(policy, row, rps, weight_steps, warnings) for row in rows]
+        expected = _expected(rows)
+    if analysis.slos.latency is not None:
+        latency_warning = bucket_warning(analysis.slos.latency.max.total_seconds() * 1000, buckets_ms)
+        if latency_warning:
+            warnings.append(latency_warning)
     if canary < 100:
         warnings.append(f"the last setWeight is {canary}%: promotion then moves the rest of the traffic in one jump")
     if not analysis.slos.error_rate and not analysis.slos.latency and not analysis.metrics:
@@ -106,16 +121,41 @@ def plan(policy: Rollout, rps: float | None = None) -> Plan:
         min_time_to_promote=total,
         needs_people=any(r.unbounded for r in rows),
         warnings=tuple(warnings),
+        expected_time_to_promote=expected,
     )
 
 
-def _sized(policy: Rollout, row: PlannedStep, rps: float, warnings: list[str]) -> PlannedStep:
+def _sized(policy: Rollout, row: PlannedStep, rps: float, weight_steps: int, warnings: list[str]) -> PlannedStep:
     if row.kind != "setWeight" or row.canary == 0:
         return row
-    sizing = size_step(policy.spec.analysis, row.canary, rps)
+    sizing = size_step(
+        policy.spec.analysis,
+        row.canary,
+        rps,
+        row.min_duration,
+        weight_steps=weight_steps,
+        deadline=policy.spec.progress_deadline,
+    )
     if sizing.warning:
         warnings.append(f"step {row.number}: {sizing.warning}")
     return PlannedStep(row.number, row.kind, row.canary, row.min_duration, row.gate, row.unbounded, sizing)
+
+
+def _expected(rows: list[PlannedStep]) -> timedelta | None:
+    """A healthy canary's time to promote: sized steps last as long as passing takes (None when a
+    step never passes or needs people)."""
+    total = timedelta(0)
+    for row in rows:
+        if row.unbounded:
+            return None
+        if row.sizing is None:
+            total += row.min_duration
+            continue
+        seconds = row.sizing.expected_seconds
+        if seconds is None:
+            return None
+        total += max(row.min_duration, timedelta(seconds=seconds))
+    return total
 
 
 def _ceil_to(value: timedelta, grid: timedelta) -> timedelta:

@@ -180,13 +180,15 @@ class SequentialOptions(Model):
         default=0.05,
         gt=0,
         lt=0.5,
-        description="bound on the probability of passing early a canary `regression` times worse",
+        description="bound on the probability that a step passes while the canary's rate is at least "
+        "max(`regression` x stable, SLO / `regression`) (at 100%: `regression` x max(SLO, stable's rate earlier))",
     )
     regression: float = Field(
         default=2.0,
         gt=1,
         le=16,
-        description="canary/stable ratio (or multiple of the SLO, absolute test) that must be caught",
+        description="canary/stable ratio that must be caught; a step passes only on evidence that the canary is "
+        "below it (or below SLO / regression)",
     )
     tolerance: float = Field(
         default=1.0,
@@ -194,10 +196,18 @@ class SequentialOptions(Model):
         le=8,
         description="canary/stable ratio still as good as stable: the false-rollback bound covers it",
     )
+    dispersion: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="healthy interval-to-interval variation of each backend's error (or slow) rate, as the "
+        "standard deviation of its logarithm (0.2: about +-30% uniform); the false-rollback bound covers it, "
+        "0 assumes none",
+    )
     mode: Literal["auto", "relative", "absolute"] = Field(
         default="auto",
-        description="relative: canary vs stable; absolute: canary vs the SLO; "
-        "auto: relative, absolute for intervals where stable has no traffic",
+        description="relative: canary vs stable; absolute: canary vs max(SLO, stable's rate); "
+        "auto: relative, absolute for intervals where stable has no traffic (the 100% step)",
     )
 
     @model_validator(mode="after")
@@ -226,12 +236,18 @@ class Analysis(Model):
         default_factory=list, max_length=MAX_METRICS, description="custom PromQL checks"
     )
     min_requests: StrictInt = Field(
-        default=100, ge=0, description="canary requests judged at a step's weight before that step may pass"
+        default=100, ge=0, description="canary requests judged at the current step's weight before the step can pass"
     )
     no_data: NoDataPolicy = Field(
-        default=NoDataPolicy.HOLD, description="missing/thin data: hold, fail, or pass (never promotes)"
+        default=NoDataPolicy.HOLD,
+        description="missing data (no series, NaN, no canary requests in an interval): hold, fail (counts towards "
+        "failureLimit), or pass (lets a step end, never promotes); thin data always holds",
     )
-    failure_limit: StrictInt = Field(default=2, ge=1, description="failed threshold checks before rolling back")
+    failure_limit: StrictInt = Field(
+        default=2,
+        ge=1,
+        description="failed fixed-limit judgements (threshold judge, custom metrics, noData: fail) before rolling back",
+    )
     unavailable: Unavailable = Field(default_factory=Unavailable)
     metric_labels: MetricLabels = Field(default_factory=MetricLabels)
     prometheus: PrometheusOverride = Field(default_factory=PrometheusOverride)
