@@ -26,7 +26,7 @@ from rollout.core.actions import (
 from rollout.core.commanding import apply_commands, approval_key
 from rollout.core.evaluating import evaluate
 from rollout.core.judging import JudgeMemory
-from rollout.core.observing import observe_route
+from rollout.core.observing import RouteView, observe_route, reapply
 from rollout.core.states import (
     STABLE_ONLY,
     CommandKind,
@@ -50,13 +50,16 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
     if t.state.phase is Phase.PENDING:
         _start(t)
     if t.state.phase.active:
-        route_ok = observe_route(t)
+        view = observe_route(t)
         verdict = evaluate(t)
+        failed_now = verdict is not None and verdict.kind is VerdictKind.FAIL
         if t.state.phase is Phase.ROLLING_BACK:
             finish_rollback(t)
-        elif route_ok:
-            advance(t, failed_now=verdict is not None and verdict.kind is VerdictKind.FAIL)
+        elif view is RouteView.IN_ORDER:
+            advance(t, failed_now=failed_now)
         else:
+            if view is RouteView.NOT_LANDED:
+                reapply(t, failed_now=failed_now)
             check_deadline(t)
     if t.state.phase.final:
         t.say(f"{t.state.phase.value}: {t.state.end_reason or t.state.message}".rstrip(": "))

@@ -18,6 +18,7 @@ Pure; called by ``engine.decide``.
 from __future__ import annotations
 
 from dataclasses import replace
+from enum import StrEnum
 
 from rollout.core.actions import Level, WeightPurpose
 from rollout.core.states import PauseReason, Phase, ProblemKind, RouteProblem
@@ -26,28 +27,53 @@ from rollout.core.ticking import Tick
 MAX_REAPPLY = 5  # re-applications of one lost write before the run pauses and says why
 
 
-def observe_route(t: Tick) -> bool:
-    """Record what the route carries; True when it carries what rollout wants (the run may go on)."""
+class RouteView(StrEnum):
+    """What the route told us on this tick."""
+
+    IN_ORDER = "in-order"  # it carries what rollout wants (or the run is rolling back)
+    NOT_LANDED = "not-landed"  # our pending write is not there: ``reapply`` writes it again
+    STUCK = "stuck"  # our write cannot land (reported; paused or waiting for a person)
+    DRIFT = "drift"  # someone else changed it
+    UNREADABLE = "unreadable"
+
+
+def observe_route(t: Tick) -> RouteView:
+    """Record what the route carries and what that means; writes nothing (see ``reapply``)."""
     live = t.obs.route
     if live is None:
         problem = t.obs.route_problem or RouteProblem(ProblemKind.UNAVAILABLE, "the route could not be read")
         report_problem(t, problem, reading=True)
-        return False
+        return RouteView.UNREADABLE
     t.state = replace(t.state, observed=live)
     if t.state.phase is Phase.ROLLING_BACK:
-        return True  # rollback writes unconditionally (stepping)
+        return RouteView.IN_ORDER  # rollback writes unconditionally (stepping)
     pending = t.state.pending
     if live == t.state.desired:
         if pending is not None or t.state.route_problem is not None:
             t.state = replace(t.state, pending=None, route_problem=None, route_problem_since=None)
         if t.state.weight_since is None:
             t.state = replace(t.state, weight_since=t.now)
-        return True
+        return RouteView.IN_ORDER
     if pending is not None and live == pending.before:
-        _not_landed(t)
-        return False
+        return _not_landed(t)
     _drift(t)
-    return False
+    return RouteView.DRIFT
+
+
+def reapply(t: Tick, *, failed_now: bool) -> None:
+    """Write our pending weights again (they did not land) unless a check failed on this tick and
+    they would raise the canary: then the write waits for a tick that does not fail."""
+    pending = t.state.pending
+    if pending is None or t.state.phase is Phase.PAUSED:
+        return
+    live = t.state.observed or pending.before
+    if failed_now and pending.target.canary > live.canary:
+        t.say(f"not re-applying {pending.target} on a tick whose check failed")
+        return
+    failure = t.obs.write_problem
+    why = f"failed ({failure.message})" if failure is not None else "did not land"
+    t.move(pending.target, WeightPurpose.REAPPLY, f"our write of {pending.target} {why}; writing it again")
+    t.say(f"re-applying {pending.target} (attempt {t.state.pending.attempts if t.state.pending else 0})")
 
 
 def report_problem(t: Tick, problem: RouteProblem, *, reading: bool) -> None:
@@ -72,15 +98,15 @@ def report_problem(t: Tick, problem: RouteProblem, *, reading: bool) -> None:
     t.say(message)
 
 
-def _not_landed(t: Tick) -> None:
+def _not_landed(t: Tick) -> RouteView:
     pending = t.state.pending
     assert pending is not None
     failure = t.obs.write_problem
     if failure is not None and failure.kind.permanent:
         report_problem(t, failure, reading=False)
-        return
+        return RouteView.STUCK
     if t.state.phase is Phase.PAUSED:
-        return  # paused (by a person or a problem): nothing is written until resumed
+        return RouteView.STUCK  # paused (by a person or a problem): nothing is written until resumed
     if pending.attempts >= MAX_REAPPLY:
         detail = failure.message if failure is not None else "the route kept its old weights"
         problem = RouteProblem(
@@ -93,12 +119,10 @@ def _not_landed(t: Tick) -> None:
                 PauseReason.ROUTE_ERROR, problem.message, f"paused: {problem.message}; `rollout resume` tries again"
             )
             t.notify(f"route-stuck-{t.state.step}", "rollout.route-error", Level.WARNING, t.state.message)
-        return
+        return RouteView.STUCK
     if failure is not None:
         report_problem(t, failure, reading=False)
-    why = f"failed ({failure.message})" if failure is not None else "did not land"
-    t.move(pending.target, WeightPurpose.REAPPLY, f"our write of {pending.target} {why}; writing it again")
-    t.say(f"re-applying {pending.target} (attempt {t.state.pending.attempts if t.state.pending else 0})")
+    return RouteView.NOT_LANDED
 
 
 def _drift(t: Tick) -> None:

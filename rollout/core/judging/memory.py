@@ -45,7 +45,9 @@ class JudgeMemory:
     intervals and counts (``minRequests`` counts ``canary.requests``). ``stable_run``: stable's
     counts over the whole run (the baseline of the absolute test at the 100% step). ``failures``:
     failed fixed-limit judgements (threshold judge, custom metrics, ``noData: fail``), compared with
-    ``failureLimit``. ``slos``: the sequential judge's evidence, one entry per SLO.
+    ``failureLimit``. ``slos``: the sequential judge's evidence, one entry per SLO. ``seen_canary``/
+    ``seen_stable``: every interval of this step, at weight or not (what a failure is reported with
+    when it came before any at-weight data).
     """
 
     weight: int = 0
@@ -53,6 +55,8 @@ class JudgeMemory:
     intervals: int = 0
     canary: ArmCounts = NOTHING
     stable: ArmCounts = NOTHING
+    seen_canary: ArmCounts = NOTHING
+    seen_stable: ArmCounts = NOTHING
     stable_run: ArmCounts = NOTHING
     failures: int = 0
     slos: tuple[SLOMemory, ...] = ()
@@ -77,8 +81,15 @@ def enter_step(memory: JudgeMemory, weight: int, new_step: bool) -> tuple[JudgeM
     if not (new_step or memory == JudgeMemory()):
         return memory, False, False
     moved = weight > 0 and (weight != memory.weight or memory.restarts == 0)
-    cleared = replace(memory, weight=weight, intervals=0, canary=NOTHING, stable=NOTHING)
+    cleared = replace(
+        memory, weight=weight, intervals=0, canary=NOTHING, stable=NOTHING, seen_canary=NOTHING, seen_stable=NOTHING
+    )
     return cleared, True, moved
+
+
+def add_seen(memory: JudgeMemory, canary: ArmCounts, stable: ArmCounts) -> JudgeMemory:
+    """Add one interval of this step, at weight or not, to what the step has seen."""
+    return replace(memory, seen_canary=memory.seen_canary + canary, seen_stable=memory.seen_stable + stable)
 
 
 def add_at_weight(memory: JudgeMemory, canary: ArmCounts, stable: ArmCounts) -> JudgeMemory:
