@@ -146,10 +146,16 @@ def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
     if t.now - started >= t.spec.progress_deadline:
         _deadline(t, verdict.summary if verdict else "no verdict yet")
         return False
-    judged = f"judge says {verdict.kind.value}" if verdict else "waiting for the first interval at this weight"
+    judged = _headline(verdict) if verdict else "waiting for the first interval at this weight"
     if t.state.phase is Phase.PROGRESSING and not t.state.message.startswith("holding"):
         t.set_message(f"{_count(t)}: canary at {weight}% since {since:%H:%M:%S} (at least {fmt(minimum)}); {judged}")
     return False
+
+
+def _headline(verdict: Verdict) -> str:
+    """The verdict's decision sentence without its numbers (they change every tick; status.verdict has them)."""
+    head = verdict.summary.split(" | ", 1)[0].split(";", 1)[0].strip()
+    return head or f"judge says {verdict.kind.value}"
 
 
 def _deadline(t: Tick, last: str) -> None:

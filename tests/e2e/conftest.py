@@ -20,7 +20,7 @@ DaemonFactory = Callable[..., Daemon]
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    with Stack(total_rps=200.0) as s:
+    with Stack(total_rps=2000.0) as s:
         yield s
 
 

@@ -116,7 +116,7 @@ def run(factor: float, keep: bool) -> int:
     namespace, name = policy.metadata.namespace, policy.metadata.name
     policy_dir = Path(tempfile.mkdtemp(prefix="rollout-demo-policies-"))
     print("rollout demo: starting kube-apiserver + etcd, Prometheus, the traffic exporter and the daemon...")
-    with Stack(total_rps=200.0) as stack:
+    with Stack(total_rps=2000.0) as stack:
         assert stack.kube is not None and stack.prometheus is not None
         stack.add_route(namespace)
         stack.exporter.set_backend(V3, rps=0.0, error_rate=0.001, latency_median_ms=20, latency_p99_ms=120)
