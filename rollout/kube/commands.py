@@ -17,10 +17,13 @@ the server) its time, so neither can be forged nor malformed. One attempt per ca
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
+
+import yaml
 
 from rollout.core.states import Command, CommandKind, CommandResult
 from rollout.kube.client import KubeClient, Resource
@@ -324,8 +327,6 @@ HEADER = (
 
 def render(what: str) -> str:
     """``crd``: the RolloutCommand CRD; ``policy``: the admission policy and its binding (YAML)."""
-    import yaml
-
     if what == "crd":
         docs: list[dict[str, Any]] = [crd_manifest()]
     elif what == "policy":
@@ -337,8 +338,6 @@ def render(what: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> None:
-    import sys
-
     args = list(sys.argv[1:] if argv is None else argv)
     sys.stdout.write(render(args[0] if args else "crd"))
 
