@@ -14,7 +14,6 @@ import json
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
@@ -24,31 +23,13 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from rollout.errors import KubeConflict, KubeError, KubeForbidden, KubeInvalid, KubeNotFound
+from rollout.kube.resources import Resource
 
 T = TypeVar("T")
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 _TIMEOUT = 10.0
 _KUBECONFIG_MAX_BYTES = 16 << 20
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A custom resource type: API group, version, plural and kind."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-
-    @property
-    def name(self) -> str:
-        """``plural.group`` as RBAC and ``kubectl`` spell it, e.g. ``gatewayroutes.appmesh.k8s.aws``."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 def _one_line(error: Exception) -> str:
@@ -344,3 +325,6 @@ def _as_dict(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise KubeError(f"unexpected API response of type {type(value).__name__}")
     return value
+
+
+__all__ = ["JSON_PATCH", "MERGE_PATCH", "KubeClient", "Resource", "translate"]  # Resource: re-exported

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 from rollout.core.states import Weights
-from rollout.kube.client import Resource
+from rollout.kube.resources import Resource
 
 WriteGuard = Callable[[], None]
 """Called immediately before every write; raises ``NotLeader`` when this replica must not write."""
