@@ -11,6 +11,7 @@ nothing and retries only through ``rollout.runtime.retrying``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -31,6 +32,8 @@ from rollout.runtime.gathering import problem_of
 from rollout.runtime.retrying import ROUTE_WRITES
 
 log = logging.getLogger("rollout.acting")
+_CAUSES_PER_ROLLOUT = 16  # Event causes remembered per rollout (a repeat of one of them is only counted)
+_CAUSES = 50_000  # and in all
 
 
 class Telemetry(Protocol):
@@ -97,7 +100,8 @@ class Actor:
         self.guard, self.telemetry, self.identity = guard, telemetry, identity
         self._lock = threading.Lock()
         self._write_problems: dict[str, RouteProblem] = {}
-        self._recorded: dict[tuple[str, str, str], int] = {}  # (rollout, reason, message) -> times seen
+        self._recorded: dict[str, dict[tuple[str, str], int]] = {}  # rollout -> (reason, message) -> times seen
+        self._causes = 0  # how many (rollout, reason, message) are remembered, bounded
 
     def last_write_problem(self, key: str) -> RouteProblem | None:
         """How the last write for ``key`` failed (consumed: the next tick sees it once)."""
@@ -107,8 +111,7 @@ class Actor:
     def forget(self, key: str) -> None:
         with self._lock:
             self._write_problems.pop(key, None)
-            for k in [k for k in self._recorded if k[0] == key]:
-                del self._recorded[k]
+            self._causes -= len(self._recorded.pop(key, {}))
         namespace, _, name = key.partition("/")
         self.telemetry.forget(namespace, name)
 
@@ -236,13 +239,20 @@ class Actor:
         """Record an Event, once per cause (a repeated cause only counts; see ``repeats``)."""
         if self.events is None:
             return
-        cause = (obj.key, reason, message[:1024])
+        cause = (reason, message[:1024])
         with self._lock:
-            seen = self._recorded.get(cause, 0)
-            self._recorded[cause] = seen + 1
-            if len(self._recorded) > 10_000:  # bounded whatever happens
-                for stale in list(self._recorded)[:1000]:
-                    del self._recorded[stale]
+            causes = self._recorded.setdefault(obj.key, {})
+            seen = causes.get(cause, 0)
+            causes[cause] = seen + 1
+            if not seen:
+                self._causes += 1
+                if len(causes) > _CAUSES_PER_ROLLOUT:  # bounded whatever happens: its oldest cause goes
+                    del causes[next(iter(causes))]
+                    self._causes -= 1
+            if self._causes > _CAUSES:  # and in all: the rollouts first seen longest ago go first
+                for stale in list(itertools.islice(self._recorded, 100)):
+                    if stale != obj.key:
+                        self._causes -= len(self._recorded.pop(stale))
         if seen:
             return
         try:
@@ -259,4 +269,4 @@ class Actor:
     def repeats(self, key: str, reason: str, message: str) -> int:
         """How often a cause was seen for ``key`` (1: recorded once, never repeated)."""
         with self._lock:
-            return self._recorded.get((key, reason, message[:1024]), 0)
+            return self._recorded.get(key, {}).get((reason, message[:1024]), 0)

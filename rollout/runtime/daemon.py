@@ -2,11 +2,12 @@
 the metrics batches, notifications and the HTTP servers, and shuts them down gracefully on SIGTERM.
 
 Owns process lifetime only. Start-up: the HTTP servers, the informers (Rollouts, RolloutCommands,
-routes) until they have listed once, the shard leases, then scheduling. Every rollout belongs to
-one shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
-reconciles it and writes for it. Shutdown order: stop scheduling new work, let reconciles in flight
-finish their writes (bounded by ``shutdown_grace_seconds``), flush queued notifications, stop the
-caches and servers, then release the leases so another replica takes over at once.
+routes) until they have listed once, the shard leases, the Event sender, then scheduling. Every
+rollout belongs to one shard (``leader.shards``; one by default) and only the replica holding that
+shard's Lease reconciles it and writes for it. Shutdown order: stop scheduling new work, let
+reconciles in flight finish their writes (bounded by ``shutdown_grace_seconds``), send queued
+Events, flush queued notifications, stop the caches and servers, then release the leases so
+another replica takes over at once.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from rollout.kube.events import EventRecorder
 from rollout.kube.informers import Informer
 from rollout.kube.leases import LeaseCache
 from rollout.kube.rollouts import ROLLOUTS, RolloutObjects
-from rollout.kube.stores import CachedReader, CommandStore, RolloutStore
+from rollout.kube.stores import CachedReader, CommandStore, RolloutsByRoute, RolloutStore
 from rollout.kube.watches import KubeListWatch
 from rollout.metrics.prometheus import PrometheusProvider
 from rollout.notifiers.base import Notifier
@@ -53,6 +54,7 @@ from rollout.runtime.inmemory import AlwaysLeader
 from rollout.runtime.interacting import SlackInteractions
 from rollout.runtime.leadership import ShardedElector
 from rollout.runtime.reconciling import Capacity, Reconciler
+from rollout.runtime.recording import EventQueue
 from rollout.runtime.retrying import KUBE_WRITES, METRICS_READS
 from rollout.runtime.scheduling import Periodic, RolloutScheduler, SchedulerStats
 from rollout.runtime.serving import DaemonServer, Interactions
@@ -95,6 +97,7 @@ class Daemon:
         self.reader = CachedReader(self.client, self.route_caches)
         self.rollouts = RolloutStore(self.rollout_cache, RolloutObjects(self.client))
         self.commands = CommandStore(self.command_cache, CommandObjects(self.client))
+        self.by_route = RolloutsByRoute(self.rollout_cache)
         lead = settings.leader
         self.leases: LeaseCache | None = None
         self.elector: ShardedElector | None = None
@@ -115,17 +118,23 @@ class Daemon:
         endpoints = {"default": settings.prometheus, **settings.prometheus_endpoints}
         self.provider = PrometheusProvider(endpoints, call=METRICS_READS.call)
         self.batcher = MetricsBatcher(
-            self.provider, delay_seconds=settings.metrics_delay_seconds, on_batch=self._batched
+            self.provider,
+            delay_seconds=settings.metrics_delay_seconds,
+            on_batch=self._batched,
+            on_interval=self._batch_every,
         )
         self.delivery = Delivery(self._notifier(), on_drop=lambda: self.telemetry.api_error("NotificationDropped"))
         self.events = EventRecorder(self.client, instance=self.identity)
+        self.event_queue = EventQueue(
+            self.events, guard=self.leadership.guard, on_drop=lambda: self.telemetry.api_error("EventDropped")
+        )
         self.access = AccessReviews(self.client)
         self._policy_installed = not settings.commands.require_admission_policy
         self._policy_checked = False
         self.actor = Actor(
             acknowledger=self.commands,
             notifications=self.delivery,
-            events=self.events,
+            events=self.event_queue,
             guard=self.leadership.guard,
             telemetry=self.telemetry,
             identity=self.identity,
@@ -282,12 +291,13 @@ class Daemon:
     def _route_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if (old.get("spec") or {}) == (new.get("spec") or {}):
             return
-        namespace = str((new.get("metadata") or {}).get("namespace", ""))
-        for rollout in self.rollout_cache.list():
-            status = rollout.get("status") or {}
-            # a route edit may be drift: active rollouts on routes of that namespace look now
-            if status.get("phase") in _ACTIVE and _route_namespace(rollout, namespace):
-                self._wake(_key(rollout))
+        meta = new.get("metadata") or {}
+        for key in self.by_route.rollouts(str(meta.get("namespace", "")), str(meta.get("name", ""))):
+            namespace, _, name = key.partition("/")
+            rollout = self.rollout_cache.get(namespace, name) or {}
+            # a route edit may be drift: the active rollouts that name this route look now
+            if (rollout.get("status") or {}).get("phase") in _ACTIVE:
+                self._wake(key)
 
     def _batched(self, keys: Sequence[str]) -> None:
         for key in keys:
@@ -312,9 +322,13 @@ class Daemon:
             self.scheduler.remove(key)
             self.reconciler.forget(key)
         for interval in self.batcher.intervals():
-            job = f"batch-{interval:g}"
-            if not self.periodic.has(job):
-                self.periodic.every(job, interval, functools.partial(self._collect, interval), aligned=True)
+            self._batch_every(interval)
+
+    def _batch_every(self, interval: float) -> None:
+        """Collect the batch of ``interval`` at every multiple of it (from the first rollout that needs it)."""
+        job = f"batch-{interval:g}"
+        if not self.periodic.has(job):
+            self.periodic.every(job, interval, functools.partial(self._collect, interval), aligned=True)
 
     def _collect(self, interval: float) -> None:
         try:
@@ -389,6 +403,7 @@ class Daemon:
                 self.leases.wait_synced(30)
             self._check_policy()
             self.delivery.start()
+            self.event_queue.start()
             if self.elector is not None:
                 self.elector.start()
             else:
@@ -437,6 +452,7 @@ class Daemon:
         self._stop.set()
         self.periodic.shutdown()
         self.scheduler.shutdown(timeout=self.settings.shutdown_grace_seconds)
+        self.event_queue.stop(timeout=5.0)
         self.delivery.stop(timeout=5.0)
         for cache in (self.rollout_cache, self.command_cache, *self.route_caches.values()):
             cache.stop()
@@ -453,12 +469,6 @@ class Daemon:
 def _key(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def _route_namespace(rollout: Mapping[str, Any], namespace: str) -> bool:
-    state = (rollout.get("status") or {}).get("state") or {}
-    meta = rollout.get("metadata") or {}
-    return (state.get("routeNamespace") or meta.get("namespace")) == namespace
 
 
 def _now() -> datetime:

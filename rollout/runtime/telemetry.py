@@ -98,20 +98,8 @@ class Telemetry:
         self._check_limit = g("verdict_check_limit", "the limit that value was held against", "check")
         self._evidence = g("verdict_check_evidence", "sequential judge: log e-value of a check", "check")
         self._threshold = g("verdict_check_evidence_threshold", "log e-value at which the check decides", "check")
-        self._per_rollout = (
-            self._info,
-            self._step,
-            self._steps,
-            self._weight,
-            self._desired,
-            self._promotions,
-            self._rollbacks,
-            self._verdict,
-            self._check_value,
-            self._check_limit,
-            self._evidence,
-            self._threshold,
-        )
+        self._plain = (self._step, self._steps, self._weight, self._desired, self._promotions, self._rollbacks)
+        self._check_gauges = (self._check_value, self._check_limit, self._evidence, self._threshold)
         self._leader = Gauge(f"{PREFIX}_leader", "1 while this replica leads (holds the lease or a shard)", registry=r)
         self._leader_shards = Gauge(f"{PREFIX}_leader_shards", "shards whose lease this replica holds", registry=r)
         self._shards = Gauge(f"{PREFIX}_shards", "shards the rollouts are split into (1: no sharding)", registry=r)
@@ -182,16 +170,17 @@ class Telemetry:
             self._export_verdict(seen, labels, verdict)
 
     def _export_verdict(self, seen: _Seen, labels: dict[str, str], verdict: JudgedVerdict | None) -> None:
+        namespace, name = labels["namespace"], labels["name"]
         kind = "" if verdict is None else str(getattr(verdict.kind, "value", verdict.kind))
         if kind != seen.verdict and seen.verdict:
-            self._verdict.remove(labels["namespace"], labels["name"], seen.verdict)
+            self._verdict.remove(namespace, name, seen.verdict)
         seen.verdict = kind
         if kind:
             self._verdict.labels(verdict=kind, **labels).set(1)
         checks = {} if verdict is None else {c.name: c for c in verdict.checks}
         for gone in seen.checks - checks.keys():
-            for gauge in (self._check_value, self._check_limit, self._evidence, self._threshold):
-                gauge.remove_by_labels({**labels, "check": gone})
+            for gauge in self._check_gauges:
+                gauge.remove(namespace, name, gone)
         seen.checks = set(checks)
         for check_name, check in checks.items():
             for gauge, number in (
@@ -201,7 +190,7 @@ class Telemetry:
                 (self._threshold, check.threshold),
             ):
                 if number is None:
-                    gauge.remove_by_labels({**labels, "check": check_name})
+                    gauge.remove(namespace, name, check_name)  # exact label values: O(1) at any N
                 else:
                     gauge.labels(check=check_name, **labels).set(number)
 
@@ -214,11 +203,21 @@ class Telemetry:
         self._rollbacks.labels(namespace=namespace, name=name).inc()
 
     def forget(self, namespace: str, name: str) -> None:
-        """Remove every series of a rollout (deleted, or no longer this replica's to reconcile)."""
+        """Remove every series of a rollout (deleted, or no longer this replica's to reconcile).
+        Each series is removed by its exact label values, so this costs the same at any N."""
         with self._lock:
-            self._seen.pop((namespace, name), None)
-            for metric in self._per_rollout:
-                metric.remove_by_labels({"namespace": namespace, "name": name})
+            seen = self._seen.pop((namespace, name), None)
+            if seen is None:
+                return
+            for metric in self._plain:
+                metric.remove(namespace, name)
+            if seen.phase:
+                self._info.remove(namespace, name, seen.phase)
+            if seen.verdict:
+                self._verdict.remove(namespace, name, seen.verdict)
+            for check in seen.checks:
+                for gauge in self._check_gauges:
+                    gauge.remove(namespace, name, check)
 
     def forget_all(self) -> None:
         with self._lock:
