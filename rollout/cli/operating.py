@@ -36,9 +36,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run the daemon",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_SettingsHelp,
         description="Run the rollout daemon: reconcile Rollouts until SIGTERM.",
-        epilog=settings_help(),
+        epilog=_SETTINGS,
     )
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (setting kube.kubeconfig)")
     p.add_argument(
@@ -73,6 +73,17 @@ def register(sub: Any) -> None:
         if verb == "promote":
             p.add_argument("--full", action="store_true", help="skip every remaining step and promote now")
         p.set_defaults(handler=cmd_command, kind=kind)
+
+
+_SETTINGS = "{settings}"  # the run parser's epilog, filled in only when its help is shown
+
+
+class _SettingsHelp(argparse.RawDescriptionHelpFormatter):
+    """``rollout run --help`` lists every setting; building that list imports the settings model
+    (pydantic-settings), so it is built when the help is printed, not for every command line."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(settings_help() if text == _SETTINGS else text)
 
 
 def settings_help() -> str:

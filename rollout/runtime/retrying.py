@@ -1,6 +1,9 @@
 """The one place where rollout retries (tenacity): finite attempts, exponential backoff with jitter,
 and a wall-clock deadline. Adapters make one attempt and raise typed errors; the runtime decides
 here which of those are worth another try. Nothing else in the package imports tenacity.
+
+``SLACK_CALLS`` is built on first use: it names slack-sdk's rate-limit error, and ``rollout
+simulate`` imports this module (through the shell it runs) without ever talking to Slack.
 """
 
 from __future__ import annotations
@@ -8,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -20,7 +23,6 @@ from tenacity import (
 )
 
 from rollout.errors import KubeConflict, MetricsUnavailable, RouteConflict
-from rollout.notifiers.slack import SlackRateLimited
 
 T = TypeVar("T")
 log = logging.getLogger("rollout.retrying")
@@ -72,8 +74,20 @@ KUBE_WRITES = RetryPolicy("kube-write", (KubeConflict,), attempts=5, deadline_se
 METRICS_READS = RetryPolicy("metrics-read", (MetricsUnavailable,), attempts=3, deadline_seconds=8.0, initial_delay=0.2)
 """Prometheus was unreachable or answered 5xx: worth a short retry, never a long one."""
 
-SLACK_CALLS = RetryPolicy(
-    "slack-call", (SlackRateLimited,), attempts=3, deadline_seconds=10.0, initial_delay=1.0, max_delay=4.0
-)
-"""Slack answered 429 ``ratelimited`` (nothing was posted): wait about a second (Slack's usual
-``Retry-After`` for chat.postMessage) and try again, briefly. Other Slack errors are not retried."""
+if TYPE_CHECKING:
+    SLACK_CALLS: RetryPolicy
+    """Slack answered 429 ``ratelimited`` (nothing was posted): wait about a second (Slack's usual
+    ``Retry-After`` for chat.postMessage) and try again, briefly. Other Slack errors are not retried."""
+
+
+def __getattr__(name: str) -> RetryPolicy:
+    """``SLACK_CALLS``, built on first use (see the module docstring)."""
+    if name != "SLACK_CALLS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rollout.notifiers.slack import SlackRateLimited  # noqa: PLC0415 - see the module docstring
+
+    policy = RetryPolicy(
+        "slack-call", (SlackRateLimited,), attempts=3, deadline_seconds=10.0, initial_delay=1.0, max_delay=4.0
+    )
+    globals()["SLACK_CALLS"] = policy
+    return policy
