@@ -86,8 +86,10 @@ class KubeClient:
         self.custom_api = k8s.CustomObjectsApi(api_client)
 
     @classmethod
-    def from_kubeconfig(cls, path: str, *, context: str | None = None) -> KubeClient:
-        """Build from a kubeconfig file (``context`` defaults to its current context).
+    def from_kubeconfig(cls, path: str, *, context: str | None = None, pool_size: int | None = None) -> KubeClient:
+        """Build from a kubeconfig file (``context`` defaults to its current context; ``pool_size``:
+        connections kept open for reuse, default the library's 5 per CPU; a daemon with more
+        threads talking at once needs more, or each extra request pays a new TLS handshake).
 
         Any way the file can be wrong (missing, not a regular file, too large, not YAML, the wrong
         shape, bad base64...) is one ``KubeError`` line naming the file; nothing else escapes.
@@ -102,16 +104,17 @@ class KubeClient:
             raise KubeError(f"cannot load kubeconfig {path}: {info.st_size} bytes, more than {_KUBECONFIG_MAX_BYTES}")
         try:
             api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
-                config_file=path, context=context
+                config_file=path, context=context, client_configuration=_configuration(pool_size)
             )
         except Exception as e:  # the loader raises whatever the malformed file provokes
             raise KubeError(f"cannot load kubeconfig {path}: {_one_line(e)}") from e
         return cls(api)
 
     @classmethod
-    def in_cluster(cls) -> KubeClient:
-        """Build from the pod's service-account token and the cluster's environment."""
-        configuration = k8s.Configuration()
+    def in_cluster(cls, *, pool_size: int | None = None) -> KubeClient:
+        """Build from the pod's service-account token and the cluster's environment (``pool_size``:
+        as for ``from_kubeconfig``)."""
+        configuration = _configuration(pool_size)
         try:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
                 client_configuration=configuration
@@ -300,6 +303,10 @@ class KubeClient:
                 lambda: patcher(resource.group, resource.version, namespace, resource.plural, name, body, **kwargs),
             )
         )
+
+
+def _configuration(pool_size: int | None) -> k8s.Configuration:
+    return k8s.Configuration(connection_pool_maxsize=pool_size)
 
 
 def _holds(doc: Any, test: Mapping[str, Any]) -> bool:

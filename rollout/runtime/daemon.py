@@ -68,17 +68,20 @@ _ACTIVE = frozenset({"Progressing", "Paused", "AwaitingApproval", "Promoting", "
 
 
 def kube_client(settings: Settings) -> KubeClient:
-    """From the configured kubeconfig, else in-cluster, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    """From the configured kubeconfig, else in-cluster, else ``$KUBECONFIG`` / ``~/.kube/config``;
+    with a connection for every thread that may talk to the API server at once (the reconcile
+    workers, a watch per informer and namespace, the lease, the Event sender and a few more)."""
     kube = settings.kube
+    pool = settings.workers + 5 * max(1, len(settings.watch_namespaces)) + 8
     if kube.kubeconfig is not None:
-        client = KubeClient.from_kubeconfig(str(kube.kubeconfig), context=kube.context)
+        client = KubeClient.from_kubeconfig(str(kube.kubeconfig), context=kube.context, pool_size=pool)
     else:
         try:
-            client = KubeClient.in_cluster()
+            client = KubeClient.in_cluster(pool_size=pool)
         except KubeError:
             from_env = (settings.kubeconfig_env or "").split(os.pathsep)[0]
             default = Path(from_env) if from_env else Path.home() / ".kube" / "config"
-            client = KubeClient.from_kubeconfig(str(default), context=kube.context)
+            client = KubeClient.from_kubeconfig(str(default), context=kube.context, pool_size=pool)
     client.timeout = kube.timeout_seconds
     return client
 

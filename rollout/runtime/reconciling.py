@@ -266,10 +266,12 @@ class Reconciler:
                 self._unsaved.pop(key, None)
                 return Outcome(key, state.phase, now, error="status changed under us; reconciling again")
             self._unsaved[key] = (obj.resource_version, decision.state, self.monotonic())
+            self._states.pop(key, None)  # superseded: the state at this version is the one just decided
             wrote = True
         elif decision.state != state:
             since = self._unsaved.get(key, ("", state, self.monotonic()))[2]
             self._unsaved[key] = (obj.resource_version, decision.state, since)
+            self._states.pop(key, None)
         self.capacity.update(key, decision.state.phase.active)
         self._metrics_request(policy, decision.state, key)
         self.actor.act(
