@@ -23,9 +23,7 @@ still owned, and releases again if not, so whichever sees the deletion first not
 
 from __future__ import annotations
 
-import hashlib
 import logging
-import re
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -47,6 +45,7 @@ from rollout.policy.loading import load_object
 from rollout.policy.models import Rollout, RouterSpec
 from rollout.routers.base import Router
 from rollout.runtime.acting import Actor
+from rollout.runtime.flushing import flush_due, material
 from rollout.runtime.gathering import Allowed, commands_of, live_weights, vet
 
 log = logging.getLogger("rollout.reconcile")
@@ -174,25 +173,15 @@ class Reconciler:
             self.reconcile_seconds(time.monotonic() - started)
 
     def _must_write(self, key: str, new: dict[str, Any], old: dict[str, Any]) -> bool:
-        """Write when anything but the judge's running numbers changed, or they went unwritten
-        through the end of a flush period. Skipping is safe: the judge's memory and the reading it
-        absorbed are kept (and, after a restart, restored) together, so a later interval covers the
-        gap once.
-
-        Flush periods are ``flush_seconds`` long and each rollout's are shifted by its own stable
-        phase, so rollouts that started together (and are judged on the same batches) do not all
-        flush in the same tick: with N of them, about N * interval / flush_seconds flush per tick.
-        The running numbers go unwritten for at most one period plus one interval."""
+        """Write when anything material changed, or the judge's running numbers alone are due
+        (``flushing``). Skipping is safe: the judge's memory and the reading it absorbed are kept
+        (and, after a restart, restored) together, so a later interval covers the gap once."""
         if new == old:
             return False
-        if _material(new) != _material(old):
+        if material(new) != material(old):
             return True
         written = self._unsaved.get(key)
-        if written is None or self.flush_seconds <= 0:
-            return True
-        period = self.flush_seconds
-        phase = _phase(key) * period
-        return (self.monotonic() + phase) // period != (written[2] + phase) // period
+        return written is None or flush_due(key, written[2], self.monotonic(), self.flush_seconds)
 
     def forget(self, key: str) -> None:
         """A Rollout is gone (or no longer this replica's): release everything held for it."""
@@ -257,7 +246,7 @@ class Reconciler:
             invalid=invalid,
         )
         wrote = False
-        material = _material(document) != _material(dict(obj.status))
+        changed = material(document) != material(dict(obj.status))
         if self._must_write(key, document, dict(obj.status)):
             self.leadership.guard(key)
             try:
@@ -274,12 +263,10 @@ class Reconciler:
             self._states.pop(key, None)
         self.capacity.update(key, decision.state.phase.active)
         self._metrics_request(policy, decision.state, key)
-        self.actor.act(
-            obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase, changed=material
-        )
+        self.actor.act(obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase, changed=changed)
         if not (self.rollouts.exists(namespace, name) and self.leadership.owns(key)):
             self.forget(key)  # deleted (or handed over) while this reconcile ran: release again
-        quiet = not (material or decision.commands or any(not isinstance(a, ScheduleNext) for a in decision.actions))
+        quiet = not (changed or decision.commands or any(not isinstance(a, ScheduleNext) for a in decision.actions))
         log.log(
             logging.DEBUG if quiet else logging.INFO,
             decision.reason or decision.state.message,
@@ -340,41 +327,6 @@ class Reconciler:
         log.error("cannot reconcile", extra={"event": "rollout.stuck", "rollout": obj.key, "error": why})
         self.actor.invalid(obj, why, self.clock())
         return Outcome(obj.key, None, self._later(), error=why)
-
-
-def _phase(key: str) -> float:
-    """A stable fraction in [0, 1) for ``key`` (SHA-256, not the per-process salted ``hash()``)."""
-    return int.from_bytes(hashlib.sha256(key.encode()).digest()[:8], "big") / 2**64
-
-
-_JUDGE_FIELDS = ("judge", "baseline", "verdict", "verdictStep", "judgedAt")
-_NUMBER = re.compile(r"\d[\d,.]*")
-
-
-def _material(status: Mapping[str, Any]) -> dict[str, Any]:
-    """A status without the judge's running numbers (what must reach the API server at once).
-
-    Messages describe the state in words and numbers; every number that matters apart from the
-    judge's is also a field of the state, so a message whose words did not change is not material
-    ("pass: ... 2,403 canary requests" -> "... 2,643 ..."), while a changed sentence is
-    ("hold: not enough evidence" -> "pass: ...")."""
-    out = {k: v for k, v in status.items() if k != "verdict"}
-    if isinstance(out.get("message"), str):
-        out["message"] = _NUMBER.sub("#", out["message"])
-    state = status.get("state")
-    if isinstance(state, Mapping):
-        out["state"] = {k: v for k, v in state.items() if k not in _JUDGE_FIELDS}
-        if isinstance(state.get("message"), str):
-            out["state"]["message"] = _NUMBER.sub("#", state["message"])
-    conditions = status.get("conditions")
-    if isinstance(conditions, list):
-        out["conditions"] = [
-            {**c, "message": _NUMBER.sub("#", c["message"])}
-            if isinstance(c, Mapping) and isinstance(c.get("message"), str)
-            else c
-            for c in conditions
-        ]
-    return out
 
 
 def _next(decision: Decision, now: datetime) -> datetime | None:

@@ -17,7 +17,7 @@ from rollout.metrics.base import AnalysisRequest
 from rollout.policy import loading
 from rollout.runtime import reconciling
 from rollout.runtime.batching import MetricsBatcher
-from rollout.runtime.reconciling import _material
+from rollout.runtime.flushing import material
 from tests.runtime.fakes import rollout_doc
 from tests.runtime.test_reconciling import Shell
 
@@ -102,9 +102,9 @@ def test_numbers_alone_are_not_material_but_words_are() -> None:
     running = "step 1/2: canary at 10% since 12:00:00; pass: not worse than 2x stable, 2,403 canary requests at 10%"
     later = running.replace("2,403", "2,643")
     held = "step 1/2: canary at 10% since 12:00:00; hold: not enough evidence yet on errorRate"
-    assert _material(status(running)) == _material(status(later))
-    assert _material(status(running)) != _material(status(held))
-    assert _material(status(running, step=1)) != _material(status(running, step=2))  # state numbers are fields
+    assert material(status(running)) == material(status(later))
+    assert material(status(running)) != material(status(held))
+    assert material(status(running, step=1)) != material(status(running, step=2))  # state numbers are fields
 
 
 def test_flushes_of_the_judges_numbers_are_spread_over_the_flush_period() -> None:
