@@ -12,7 +12,7 @@ forward, an abort still rolls back. It never sleeps and never retries itself.
 What a quiet reconcile costs: the validated policy is kept per spec version (uid, generation,
 labels, annotations) and the parsed state per resourceVersion, so neither is rebuilt while the
 object does not change; a status that differs only in the judge's running numbers (including the
-numbers inside its messages) is written at most every ``flush_seconds``; the decision's log line
+numbers inside its messages) is written once per flush period (``flushing``); the decision's line
 is INFO when something changed (status, actions, commands) and DEBUG otherwise.
 
 Everything held for a rollout (its concurrency slot, its metrics registration, its series) is

@@ -244,6 +244,7 @@ class ControlPlane:
         *,
         content_type: str = "application/json",
         accept: str = "application/json",
+        timeout: float = 10.0,
     ) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
@@ -257,7 +258,7 @@ class ControlPlane:
             },
         )
         try:
-            with urllib.request.urlopen(req, context=self._ssl, timeout=10) as resp:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=timeout) as resp:
                 return int(resp.status), bytes(resp.read())
         except urllib.error.HTTPError as e:
             return int(e.code), bytes(e.read())
@@ -282,7 +283,8 @@ class ControlPlane:
     def table(self, path: str) -> list[dict[str, Any]]:
         """A LIST as the server-side table ``kubectl get`` prints (the printer columns only, so a
         list of thousands of objects stays small): one ``{column name: cell}`` per object."""
-        status, raw = self._request("GET", path, accept="application/json;as=Table;v=v1;g=meta.k8s.io")
+        accept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+        status, raw = self._request("GET", path, accept=accept, timeout=60.0)
         if status != 200:
             raise ControlPlaneError(f"GET {path} (table): HTTP {status}: {raw.decode(errors='replace')}")
         table = json.loads(raw)
