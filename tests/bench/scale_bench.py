@@ -6,7 +6,7 @@ daemon's requests, the cheap exporter with shared backend pairs, Prometheus, the
 subprocess) goes through:
 
 - ``start``: the daemon starts with N Rollouts waiting; ends when every one is Progressing at 10%;
-- ``steady``: after a minute (at least two intervals) unmeasured, while the first verdicts at the
+- ``steady``: after a minute (at least four intervals) unmeasured, while the first verdicts at the
   new weight settle, ``ticks`` analysis intervals of N active rollouts judged every interval;
 - ``finish``: one ``promote-full`` RolloutCommand per rollout; ends when all are Promoted at 100%;
 - ``idle``: ``ticks`` intervals of N Promoted rollouts (nothing to do).
@@ -164,7 +164,7 @@ def run(
             fleet.wait_phase("Progressing@10", timeout=120 + n * 0.1)
             marks["started"] = probe.snap()
             standby = fleet.daemon("standby", user=STANDBY_USER)  # holds no lease: it only caches
-            time.sleep(max(2 * interval, SETTLE))  # first verdicts at the new weight settle, unmeasured
+            time.sleep(max(4 * interval, SETTLE))  # first verdicts at the new weight settle, unmeasured
             marks["settled"] = probe.snap()
             assert standby.process is not None
             standby_cpu = cpu_seconds(standby.process.pid)

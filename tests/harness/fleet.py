@@ -22,6 +22,7 @@ import math
 import os
 import tempfile
 import time
+import urllib.request
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -260,12 +261,12 @@ class Probe:
 
 
 def daemon_metrics(daemon: Daemon) -> tuple[dict[float, float], float]:
-    """The daemon's scheduler lag histogram (cumulative, by upper bound) and its reconcile count."""
-    code, text = daemon.get("/metrics")
+    """The daemon's scheduler lag histogram (cumulative, by upper bound) and its reconcile count
+    (its /metrics: at 10,000 rollouts about 12 MB that take it a second or more to render)."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{daemon.port}/metrics", timeout=60) as answer:
+        text = answer.read().decode()
     lag: dict[float, float] = {}
     reconciles = 0.0
-    if code != 200:
-        return lag, reconciles
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name == "rolloutd_scheduler_lag_seconds_bucket":
