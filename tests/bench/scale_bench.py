@@ -38,7 +38,7 @@ from pathlib import Path
 from rollout.core.states import CommandKind
 from tests.bench.scale_model import print_model
 from tests.harness.fleet import DAEMON_USER, Fleet, Probe, Snapshot, cpu_seconds, max_bucket, quantile, rss_mib
-from tests.harness.stack import Daemon
+from tests.harness.stack import Daemon, wait_until
 
 SIZES = (1, 100, 1000)
 INTERVAL = 5.0
@@ -155,7 +155,7 @@ def run(
                 probe.snap(metrics=False)
 
         sampler = threading.Thread(target=sample, daemon=True)
-        time.sleep(1.0)
+        wait_until(lambda: daemon.get("/healthz")[0] == 200, timeout=60, what="the daemon listening")
         marks["begin"] = probe.snap()
         sampler.start()
         spy = _Spy(daemon, profile, f"n{n}", gil=gil)
