@@ -267,11 +267,9 @@ class Reconciler:
         if not (self.rollouts.exists(namespace, name) and self.leadership.owns(key)):
             self.forget(key)  # deleted (or handed over) while this reconcile ran: release again
         quiet = not (changed or decision.commands or any(not isinstance(a, ScheduleNext) for a in decision.actions))
-        log.log(
-            logging.DEBUG if quiet else logging.INFO,
-            decision.reason or decision.state.message,
-            extra=_fields(key, decision),
-        )
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, decision.reason or decision.state.message, extra=_fields(key, decision))
         return Outcome(key, decision.state.phase, _next(decision, now), decision, wrote_status=wrote)
 
     def _state(self, obj: RolloutObject) -> RolloutState:
