@@ -87,12 +87,13 @@ class Daemon:
         self.client = kube_client(settings)
         self.identity = settings.leader.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.username = self.identity  # replaced by the API server's answer at start-up (whoami)
+        self.groups: tuple[str, ...] = ()
         self.telemetry = Telemetry()
         namespaces = list(settings.watch_namespaces)
         self.rollout_cache = Informer(KubeListWatch(self.client, ROLLOUTS), namespaces=namespaces)
         self.command_cache = Informer(KubeListWatch(self.client, ROLLOUT_COMMANDS), namespaces=namespaces)
         self.route_caches = {r: Informer(KubeListWatch(self.client, r), namespaces=namespaces) for r in ROUTES}
-        self.reader = CachedReader(self.client, self.route_caches)
+        self.reader = CachedReader(self.client, self.route_caches, namespaces=namespaces)
         self.rollouts = RolloutStore(self.rollout_cache, RolloutObjects(self.client))
         self.commands = CommandStore(self.command_cache, CommandObjects(self.client))
         lead = settings.leader
@@ -220,6 +221,7 @@ class Daemon:
                 name,
                 command.kind,
                 by=self.username,
+                groups=self.groups,
                 reason=command.reason,
                 ref=command.ref,
                 slack_user=command.by.removeprefix("slack:"),
@@ -378,7 +380,8 @@ class Daemon:
         try:
             self.server.start()
             try:
-                self.username = whoami(self.client).username
+                me = whoami(self.client)
+                self.username, self.groups = me.username, me.groups
                 self.reconciler.identity = self.username
             except KubeError as e:
                 log.warning("cannot tell who I am; Slack clicks are recorded as the replica", extra={"error": str(e)})

@@ -128,9 +128,9 @@ def commands_of(
 
     A malformed object becomes a refused command (so it is acknowledged and cannot wedge anything).
     ``verified``: the admission policy that binds ``spec.by`` to the requester is installed; without
-    it nobody's identity can be trusted and every command is refused, except the daemon's own
-    (Slack clicks it verified). Commands by people need the RBAC verb (``kube.commands.VERBS``) on
-    the Rollout, checked with ``allowed``.
+    it nobody's identity can be trusted (anyone could write the daemon's name) and every command is
+    refused. Commands by people need the RBAC verb (``kube.commands.VERBS``) on the Rollout, checked
+    with ``allowed``; Slack clicks the daemon recorded are judged by the policy's Slack approvers.
     """
     out: list[Command] = []
     by_id: dict[str, CommandObject] = {}
@@ -148,14 +148,14 @@ def commands_of(
                 id=uid,
                 refusal=f"RolloutCommand {obj.name} is malformed: {parsed}",
             )
-        elif parsed.by == daemon and parsed.slack_user:
-            pass  # a verified Slack click: the policy's Slack approvers decide (core)
-        elif not verified:
+        elif not verified:  # without the policy nobody's spec.by can be trusted, the daemon's name included
             parsed = replace(
                 parsed,
                 refusal=f"the admission policy that vouches for spec.by is not installed, so {parsed.by!r} "
                 "cannot be trusted (install deploy/base/commands-policy.yaml)",
             )
+        elif parsed.by == daemon and parsed.slack_user:
+            pass  # a Slack click the daemon verified: the policy's Slack approvers decide (core)
         elif allowed is not None:
             verb = VERBS[parsed.kind]
             try:

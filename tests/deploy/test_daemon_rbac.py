@@ -6,9 +6,7 @@ commands by the RBAC verbs of the base's people roles (SubjectAccessReview). Any
 base lacks shows up here as a daemon that never gets there (and as ``403`` lines in its log).
 
 Users are impersonated through the admin token; the daemon's Prometheus is a closed port (no
-rollout here needs a verdict). Three tests are strict xfails for two bugs of the daemon (named in
-their markers; each was seen passing with the one-line fix applied locally): they turn into
-failures the moment the daemon is fixed, so the markers go then."""
+rollout here needs a verdict)."""
 
 from __future__ import annotations
 
@@ -149,20 +147,10 @@ def _forbidden(daemon: Daemon) -> list[str]:
     return [line for line in daemon.tail(2000).splitlines() if "forbidden" in line.lower() or " 403" in line]
 
 
-# The daemon checks for the policy with KubeClient.get(resource, "", name), which always builds a
-# namespaced path (/apis/admissionregistration.k8s.io/v1/namespaces//validatingadmissionpolicies/...):
-# the API server answers 404 for a policy that is installed, so the daemon refuses every person's
-# command. To be fixed in rollout/ (not this branch's scope); strict, so the fix makes these pass loudly.
-POLICY_NOT_FOUND = pytest.mark.xfail(
-    strict=True,
-    reason="rollout/runtime/daemon.py _check_policy GETs a cluster-scoped object through a namespaced path",
-)
-
-
 def test_the_daemon_starts_ready_as_the_base_service_account(installed: tuple[ControlPlane, Daemon]) -> None:
     plane, daemon = installed
-    _, body = _until(lambda: (s := daemon.get("/readyz"))[0] == 200 and s, "/readyz", daemon)
-    assert "shards [0] of 1" in body
+    _until(lambda: daemon.get("/readyz")[0] == 200, "/readyz", daemon)  # ready: caches listed
+    _until(lambda: "shards [0] of 1" in daemon.get("/readyz")[1], "the lease taken", daemon)
     started = next(r for r in daemon.logs() if r.get("event") == "rollout.started")
     assert started["user"] == f"system:serviceaccount:{SYSTEM}:rollout"  # SelfSubjectReview answered
     lease = plane.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM}/leases/rollout-daemon")
@@ -171,7 +159,6 @@ def test_the_daemon_starts_ready_as_the_base_service_account(installed: tuple[Co
     assert _forbidden(daemon) == []
 
 
-@POLICY_NOT_FOUND
 def test_the_daemon_finds_the_admission_policy_the_base_installs(installed: tuple[ControlPlane, Daemon]) -> None:
     _, daemon = installed
     _until(lambda: daemon.get("/readyz")[0] == 200, "/readyz", daemon)
@@ -218,7 +205,6 @@ def _handled(plane: ControlPlane, daemon: Daemon, name: str) -> dict[str, Any]:
     return answer
 
 
-@POLICY_NOT_FOUND
 def test_a_persons_command_is_carried_out_by_the_rbac_verbs_of_their_role(
     installed: tuple[ControlPlane, Daemon],
 ) -> None:
@@ -255,10 +241,6 @@ def _click(daemon: Daemon, payload: dict[str, Any]) -> tuple[int, str]:
         return int(e.code), e.read().decode()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="rollout/runtime/daemon.py records a Slack click without spec.groups; the policy wants the daemon's groups",
-)
 def test_a_slack_click_becomes_a_command_recorded_by_the_daemon(installed: tuple[ControlPlane, Daemon]) -> None:
     plane, daemon = installed
     _until(lambda: daemon.get("/readyz")[0] == 200, "/readyz", daemon)

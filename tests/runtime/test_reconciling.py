@@ -346,3 +346,18 @@ def test_a_policy_picks_only_prometheus_endpoints_the_platform_allows(
     shell.reconcile()
     assert (shell.phase() == "Invalid") is refused
     assert bool(shell.routes.route("team").writes) is not refused
+
+
+def test_without_the_admission_policy_nobody_is_trusted_not_even_the_daemons_name() -> None:
+    shell = Shell()
+    shell.reconciler.commands_verified = lambda: False
+    doc = rollout_doc(steps=[{"setWeight": 20}, {"approval": {}}])
+    doc["spec"]["approvals"] = {"slack": {"channel": "#deploys", "approvers": ["U0OK"]}}
+    shell.rollouts.put(doc)
+    shell.run(lambda s: s.phase() == "AwaitingApproval")
+    ref = f"approval-{shell.rollouts.status('team/shop')['state']['revision']}-1"
+    # anyone allowed to create a RolloutCommand could write the daemon's name and an approver's Slack id
+    shell.commands.create("team", "shop", CommandKind.APPROVE, by=DAEMON, slack_user="U0OK", ref=ref)
+    shell.tick()
+    assert shell.phase() == "AwaitingApproval"
+    assert "not installed" in shell.commands.acks[-1][1].message
