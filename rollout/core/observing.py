@@ -4,9 +4,11 @@ Owns the rules that keep status truthful and never stomp on a person's edit:
 
 - the route carries what rollout wants: any pending write is confirmed and the step's weight
   clock starts (``weight_since``);
-- a write is *pending* from the decision that asked for it until the route is seen carrying it;
-  only while it is pending does a route still at the weights it had before mean "our write did
-  not land" (re-applied, or reported once and paused when the adapter says retrying cannot help);
+- a write is *pending* from the decision that asked for it until the route is seen carrying it or
+  the adapter reports it stored; only while it is pending, and not reported stored, does a route
+  still at the weights it had before mean "our write did not land" (re-applied, or reported once
+  and paused when the adapter says retrying cannot help) — a person who puts the old weights back
+  right after our write is drift like any other edit;
 - anything else is drift, in whatever direction (canary taken out by hand, back to the previous
   step, beyond the plan): the run pauses and says so, and the weights are not touched until
   ``rollout resume`` (restore rollout's weights) or ``rollout abort`` (stable 100%);
@@ -54,7 +56,10 @@ def observe_route(t: Tick) -> RouteView:
         if t.state.weight_since is None:
             t.state = replace(t.state, weight_since=t.now)
         return RouteView.IN_ORDER
-    if pending is not None and live == pending.before:
+    if pending is not None and t.obs.write_landed == pending.target:
+        # Our write was stored; the route carries something else now: someone changed it since.
+        t.state = replace(t.state, pending=None)
+    elif pending is not None and live == pending.before:
         return _not_landed(t)
     _drift(t)
     return RouteView.DRIFT

@@ -178,14 +178,16 @@ class Observations:
     """Everything decide() may look at besides policy, state and now.
 
     ``route``: the live weights read from the route, None when unreadable (``route_problem`` says
-    why). ``write_problem``: how the last write the runtime attempted failed (None: it landed or
-    none was attempted). ``reading``: the latest counter reading of the metrics (None: not
-    measured on this tick).
+    why). ``write_problem``: how the last write the runtime attempted failed; ``write_landed``: the
+    weights of the last write the runtime saw stored by the API server (both None: no write since
+    the last tick, or the process restarted). ``reading``: the latest counter reading of the
+    metrics (None: not measured on this tick).
     """
 
     route: Weights | None = None
     route_problem: RouteProblem | None = None
     write_problem: RouteProblem | None = None
+    write_landed: Weights | None = None
     reading: Reading | None = None
     commands: tuple[Command, ...] = ()
     may_start: bool = True  # False when the concurrency cap is reached

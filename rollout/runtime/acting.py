@@ -19,7 +19,7 @@ from typing import Protocol
 
 from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetWeights
 from rollout.core.engine import Decision
-from rollout.core.states import Phase, RouteProblem
+from rollout.core.states import Phase, RouteProblem, Weights
 from rollout.core.verdicts import Verdict
 from rollout.errors import KubeError, NotLeader, RouterError
 from rollout.kube.commands import CommandObject
@@ -97,6 +97,7 @@ class Actor:
         self.guard, self.telemetry, self.identity = guard, telemetry, identity
         self._lock = threading.Lock()
         self._write_problems: dict[str, RouteProblem] = {}
+        self._landed: dict[str, Weights] = {}
         self._recorded: dict[tuple[str, str, str], int] = {}  # (rollout, reason, message) -> times seen
 
     def last_write_problem(self, key: str) -> RouteProblem | None:
@@ -104,9 +105,15 @@ class Actor:
         with self._lock:
             return self._write_problems.pop(key, None)
 
+    def last_write_landed(self, key: str) -> Weights | None:
+        """The weights of the last write for ``key`` the API server stored (consumed like the problem)."""
+        with self._lock:
+            return self._landed.pop(key, None)
+
     def forget(self, key: str) -> None:
         with self._lock:
             self._write_problems.pop(key, None)
+            self._landed.pop(key, None)
             for k in [k for k in self._recorded if k[0] == key]:
                 del self._recorded[k]
         namespace, _, name = key.partition("/")
@@ -201,7 +208,7 @@ class Actor:
             return router.set_weights(action.target, expected=action.expected)
 
         try:
-            ROUTE_WRITES.call(write)
+            stored = ROUTE_WRITES.call(write)
         except RouterError as e:
             problem = problem_of(e)
             with self._lock:
@@ -213,6 +220,9 @@ class Actor:
             )
             self.event(obj, "RouteWriteFailed", f"{problem.kind.value}: {problem.message}", True, now)
             return
+        if isinstance(stored, Weights):
+            with self._lock:
+                self._landed[key] = stored
         log.info(
             "weights written",
             extra={

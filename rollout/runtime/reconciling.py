@@ -195,6 +195,7 @@ class Reconciler:
             route=live,
             route_problem=problem,
             write_problem=self.actor.last_write_problem(key),
+            write_landed=self.actor.last_write_landed(key),
             reading=reading,
             commands=tuple(commands),
             may_start=self.capacity.may_start(key),

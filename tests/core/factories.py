@@ -88,6 +88,8 @@ class Driver:
     visited: list[int] = field(default_factory=list)  # canary weights the route carried, in order
     _counters: dict[str, TargetCounters] = field(default_factory=dict)
     _last_problem: RouteProblem | None = None
+    _landed: Weights | None = None
+    report_landed: bool = True  # False: the runtime lost what its writes did (a restart)
     last_observations: Observations = field(default_factory=Observations)
 
     def __post_init__(self) -> None:
@@ -132,6 +134,7 @@ class Driver:
             route=None if self.route_problem else self.live,
             route_problem=self.route_problem,
             write_problem=self._last_problem,
+            write_landed=self._landed if self.report_landed else None,
             reading=self.reading(),
             commands=tuple(commands),
         )
@@ -140,13 +143,14 @@ class Driver:
         self.decisions.append(decision)
         self.times.append(self.now)
         self.state = decision.state
-        self._last_problem = None
+        self._last_problem, self._landed = None, None
         for action in decision.actions:
             if isinstance(action, SetWeights):
                 if self.write_problem is not None:
                     self._last_problem = self.write_problem
                 elif action.expected is None or action.expected == self.live:
                     self.live = action.target
+                    self._landed = action.target
                     if self.visited[-1] != self.live.canary:
                         self.visited.append(self.live.canary)
         if advance is None:

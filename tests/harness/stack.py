@@ -61,6 +61,9 @@ class Mesh:
         self.kube, self.exporter, self.total_rps, self.period = kube, exporter, total_rps, period
         self.routes: list[tuple[str, str]] = []
         self.canary_traffic = True  # False: the canary gets no requests whatever its weight
+        # backend -> (canary weight from which it fails, error rate then, error rate below it):
+        # a fault that only shows under load, as the route's live weight decides it.
+        self.faults: dict[str, tuple[int, float, float]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="mesh", daemon=True)
 
@@ -95,7 +98,16 @@ class Mesh:
             for backend, value in rps.items():
                 if backend == CANARY and not self.canary_traffic:
                     value = 0.0
-                self.exporter.set_backend(backend, rps=value)
+                fault = self.faults.get(backend)
+                if fault is not None:
+                    share = max(
+                        (last.get(r, {}).get(backend, 0) / (sum(last.get(r, {}).values()) or 1) for r in routes),
+                        default=0,
+                    )
+                    at, bad, good = fault
+                    self.exporter.set_backend(backend, rps=value, error_rate=bad if share * 100 >= at else good)
+                else:
+                    self.exporter.set_backend(backend, rps=value)
             backends.update(rps)
             self._stop.wait(self.period)
 
@@ -204,9 +216,9 @@ class Stack:
             raise
         return self
 
-    def add_route(self, namespace: str, name: str = ROUTE) -> None:
+    def add_route(self, namespace: str, name: str = ROUTE, *, stable: str = STABLE) -> None:
         assert self.kube is not None and self.mesh is not None
-        self.kube.create(GATEWAY_ROUTES, namespace, gateway_route(namespace, name))
+        self.kube.create(GATEWAY_ROUTES, namespace, gateway_route(namespace, name, stable=stable))
         self.mesh.routes.append((namespace, name))
 
     def daemon_env(self, *, namespaces: list[str], name: str = "daemon", **extra: str) -> dict[str, str]:
