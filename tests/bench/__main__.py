@@ -2,7 +2,8 @@
 
 - judge comparison (fixed seeds; simulated Envoy pods scraped by Prometheus, counts through the real
   ``difference()`` and judge): rollout vs Flagger-style vs Kayenta-style;
-- Prometheus queries per tick and tick latency for 1..1,000 rollouts against a real Prometheus.
+- Prometheus queries per tick and tick latency for 1..1,000 rollouts against a real Prometheus;
+- time from a fault to stable 100% on the live stack, for analysis intervals of 5 s and 30 s.
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import sys
 import time
 
-from tests.bench import judge_bench, prometheus_bench
+from tests.bench import fault_bench, judge_bench, prometheus_bench
 
 
 def main() -> int:
-    for name, bench in (("prometheus", prometheus_bench.main), ("judge", judge_bench.main)):
+    benches = (("prometheus", prometheus_bench.main), ("judge", judge_bench.main), ("fault", fault_bench.main))
+    for name, bench in benches:
         started = time.monotonic()
         print(f"\n## {name} benchmark\n", flush=True)
         bench()
