@@ -14,6 +14,7 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
 from rollout.core.states import Command, CommandKind, ProblemKind, RouteProblem, Weights
 from rollout.errors import (
@@ -95,13 +96,42 @@ def metrics_problem(policy: Rollout, endpoints: Sequence[str], addresses: Sequen
             f"spec.analysis.prometheus.endpoint {chosen.endpoint!r} is not a Prometheus endpoint of this daemon "
             f"(it knows: {', '.join(sorted(endpoints))}; setting prometheus_endpoints)"
         )
-    if chosen.address is not None and not any(chosen.address.startswith(prefix) for prefix in addresses):
+    if chosen.address is not None and not any(address_allowed(chosen.address, prefix) for prefix in addresses):
         return (
             "spec.analysis.prometheus.address is not allowed: the daemon only queries Prometheus endpoints the "
             "platform team configured (name one with spec.analysis.prometheus.endpoint, or have the setting "
             "prometheus_policy_addresses allow this address)"
         )
     return ""
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def address_allowed(address: str, prefix: str) -> bool:
+    """Whether a policy's Prometheus ``address`` falls under an allowed URL ``prefix``.
+
+    Compared as URLs, not as text: the same scheme, host and port (a prefix
+    ``http://prom.team-a`` does not allow ``http://prom.team-attacker.example``), and the address's
+    path under the prefix's path, segment by segment. An address with ``.``/``..`` segments (plain
+    or percent-encoded), a query or a fragment is never allowed, since HTTP clients resolve dot
+    segments before sending.
+    """
+    try:
+        a, p = urlsplit(address), urlsplit(prefix)
+        a_port = a.port or _DEFAULT_PORTS.get(a.scheme.lower())
+        p_port = p.port or _DEFAULT_PORTS.get(p.scheme.lower())
+    except ValueError:
+        return False
+    if a.username is not None or a.password is not None or a.query or a.fragment:
+        return False
+    if a.scheme.lower() != p.scheme.lower() or not a.hostname or a.hostname != p.hostname or a_port != p_port:
+        return False
+    segments = unquote(a.path).split("/")
+    if any(s in (".", "..") for s in segments) or "\\" in unquote(a.path):
+        return False
+    base = [s for s in p.path.split("/") if s]
+    return [s for s in a.path.split("/") if s][: len(base)] == base
 
 
 def vet(
