@@ -14,6 +14,7 @@ from datetime import timedelta
 
 from rollout.core.judging.latency import ENVOY_DEFAULT_BUCKETS_MS, bucket_warning
 from rollout.core.sizing import StepSizing, size_step
+from rollout.core.ticking import fmt
 from rollout.policy.analysis import JudgeKind
 from rollout.policy.models import Rollout
 
@@ -65,10 +66,10 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
         if step.set_weight is not None:
             canary = step.set_weight
             if canary == 0:
-                gate = f"wait {_fmt(judged)} (nothing to judge at 0%)"
+                gate = f"wait {fmt(judged)} (nothing to judge at 0%)"
             else:
                 gate = (
-                    f"{_fmt(judged)} at {canary}% and a passing {analysis.judge.value} verdict on "
+                    f"{fmt(judged)} at {canary}% and a passing {analysis.judge.value} verdict on "
                     f">= {analysis.min_requests} canary requests at {canary}%"
                 )
             rows.append(PlannedStep(i, "setWeight", canary, judged, gate, unbounded=False))
@@ -82,7 +83,7 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
                         "pause",
                         canary,
                         step.pause.duration,
-                        f"wait {_fmt(step.pause.duration)}",
+                        f"wait {fmt(step.pause.duration)}",
                         unbounded=False,
                     )
                 )
@@ -95,7 +96,7 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
                     "approval",
                     canary,
                     timedelta(0),
-                    f"approval ({who}); after {_fmt(approvals.timeout)}: {approvals.on_timeout.value}",
+                    f"approval ({who}); after {fmt(approvals.timeout)}: {approvals.on_timeout.value}",
                     unbounded=True,
                 )
             )
@@ -160,10 +161,3 @@ def _expected(rows: list[PlannedStep]) -> timedelta | None:
 
 def _ceil_to(value: timedelta, grid: timedelta) -> timedelta:
     return grid * math.ceil(value / grid)
-
-
-def _fmt(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"

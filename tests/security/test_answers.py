@@ -63,7 +63,9 @@ def test_a_malformed_kubeconfig_is_one_line_and_exit_1(
 ) -> None:
     path = _kubeconfig(tmp_path, name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_") and k != "KUBECONFIG"}
-    env.update({"ROLLOUT_KUBE__KUBECONFIG": str(path), "ROLLOUT_PORT": "0", "ROLLOUT_INTERACTIONS_PORT": "0"})
+    env.update({"ROLLOUT_PORT": "0", "ROLLOUT_INTERACTIONS_PORT": "0"})
+    # the daemon reads its setting; the people's commands read the file the way kubectl does
+    env["ROLLOUT_KUBE__KUBECONFIG" if command == ["run"] else "KUBECONFIG"] = str(path)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "rollout", *command],
