@@ -77,7 +77,7 @@ def _refusal(policy: Rollout, cmd: Command) -> str:
         approvers = policy.spec.approvals
         if cmd.slack_user:
             allowed = approvers.slack.approvers if approvers.slack else []
-            if allowed and cmd.slack_user not in allowed:
+            if allowed and cmd.slack_user not in allowed and not set(cmd.slack_groups) & set(allowed):
                 return f"Slack user {cmd.slack_user} is not an approver of {policy.key}"
     return ""
 
