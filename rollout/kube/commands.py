@@ -317,8 +317,8 @@ def admission_policy(daemon: str = "system:serviceaccount:rollout-system:rollout
                     "reason": "Forbidden",
                 },
                 {
-                    "expression": "!(has(object.spec.slackUser) || has(object.spec.ref) || has(object.spec.slackGroups))"
-                    f" || {user} == '{daemon}'",
+                    "expression": "!(has(object.spec.slackUser) || has(object.spec.ref) "
+                    f"|| has(object.spec.slackGroups)) || {user} == '{daemon}'",
                     "message": "only the rollout daemon records Slack clicks",
                     "reason": "Forbidden",
                 },

@@ -228,7 +228,8 @@ class SlackApprovers(Model):
     approvers: list[Annotated[str, Field(max_length=32, pattern=r"^[UWS][A-Z0-9]{2,}$")]] = Field(
         default_factory=list,
         max_length=MAX_APPROVERS,
-        description="Slack user IDs (U.../W...) or user-group IDs (S...) allowed to approve; empty: anyone in the channel",
+        description="Slack user IDs (U.../W...) or user-group IDs (S...) allowed to approve; "
+        "empty: anyone in the channel",
     )
 
 
