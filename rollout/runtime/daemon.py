@@ -83,6 +83,7 @@ class Daemon:
         self.client = kube_client(settings)
         self.identity = settings.leader.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.username = self.identity  # replaced by the API server's answer at start-up (whoami)
+        self.groups: tuple[str, ...] = ()  # the groups it authenticated, recorded with Slack clicks
         self.telemetry = Telemetry()
         namespaces = list(settings.watch_namespaces)
         self.rollout_cache = Informer(KubeListWatch(self.client, ROLLOUTS), namespaces=namespaces)
@@ -206,6 +207,7 @@ class Daemon:
             name,
             command.kind,
             by=self.username,
+            groups=self.groups,  # the admission policy wants the creator's own groups
             reason=command.reason,
             ref=command.ref,
             slack_user=command.by.removeprefix("slack:"),
@@ -372,7 +374,8 @@ class Daemon:
         try:
             self.server.start()
             try:
-                self.username = whoami(self.client).username
+                me = whoami(self.client)
+                self.username, self.groups = me.username, me.groups
                 self.reconciler.identity = self.username
             except KubeError as e:
                 log.warning("cannot tell who I am; Slack clicks are recorded as the replica", extra={"error": str(e)})
