@@ -75,7 +75,7 @@ def one_thread(stack: Stack, stand_in: SlackStandIn, ns: str) -> tuple[Message, 
 
 
 def click(stand_in: SlackStandIn, daemon: Daemon, user: str) -> None:
-    wait_until(lambda: stand_in.socket.open(), timeout=30, what=f"{daemon.name}'s Socket Mode connection")
+    wait_until(stand_in.socket.open, timeout=30, what=f"{daemon.name}'s Socket Mode connection")
     assert stand_in.click(the_request(stand_in), APPROVE_ACTION, user_id=user), "the envelope was not acknowledged"
 
 
