@@ -10,9 +10,11 @@ cached for ``group_seconds``). What the messages say is ``blocks``' business.
 
 A restarted daemon keeps the thread: the thread's ``ts`` is persisted in status by the runtime
 (``on_thread`` is called once per new thread), and every message carries metadata (``threads``), so
-the thread's replies are found again with ``conversations.replies``; when the thread was posted but
-not recorded (a crash in between), the parent is found with ``conversations.history``, provided the
-channel ID is known (a channel given by ID, or learnt earlier by this process). Channels: a run's
+the thread's replies are found again with ``conversations.replies`` when an approval request must
+be found (read once per continued thread, only then: a restart costs no read per rollout); when the
+thread was posted but not recorded (a crash in between), the parent is found with
+``conversations.history``, provided the channel ID is known (a channel given by ID, or learnt
+earlier by this process). Channels: a run's
 messages go to the policy's notification channel, else ``default_channel``, else nowhere.
 
 It makes one attempt per call and never sleeps or retries (a rate limit raises ``SlackRateLimited``
@@ -144,6 +146,8 @@ class SlackNotifier:
             return  # the policy asks for CLI approvals only
         key = f"approval:{request.key}"
         thread = self._thread(snapshot)
+        if thread is not None:
+            self._read_replies(thread)
         if thread is not None and key in thread.posted:
             return
         rendered = blocks.approval(snapshot, request)
@@ -183,6 +187,8 @@ class SlackNotifier:
     def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None:
         """Update the approval request in place (no buttons, who and when); say it anew if it is not found."""
         thread = self._thread(snapshot)
+        if thread is not None:
+            self._read_replies(thread)
         key = f"approval:{resolved.key}"
         with self._lock:
             where = (
@@ -261,8 +267,7 @@ class SlackNotifier:
         if thread is not None:
             return thread
         if s.thread is not None and s.thread.run == s.run:
-            thread = Thread(s.rollout, s.run, s.thread.channel, s.thread.ts)
-            self._read_replies(thread)
+            thread = Thread(s.rollout, s.run, s.thread.channel, s.thread.ts, read=False)
             self.threads.put(thread)
             return thread
         channel = s.channel or self.default_channel
@@ -274,8 +279,6 @@ class SlackNotifier:
             answer = self._post(channel, rendered, metadata=metadata(RUN_EVENT, s.rollout, s.run))
             thread = Thread(s.rollout, s.run, str(answer["channel"]), str(answer["ts"]))
             thread.parent = json.dumps(rendered.blocks, sort_keys=True)
-        else:
-            self._read_replies(thread)
         self.threads.put(thread)
         if self.on_thread is not None:
             self.on_thread(s.rollout, ChatThread(thread.channel, thread.ts, s.run))
@@ -303,7 +306,7 @@ class SlackNotifier:
                 )
                 for message in page.get("messages") or ():
                     if isinstance(message, dict) and ours(message, RUN_EVENT, s.rollout, s.run) is not None:
-                        return Thread(s.rollout, s.run, cid, str(message.get("ts")))
+                        return Thread(s.rollout, s.run, cid, str(message.get("ts")), read=False)
                 cursor = str((page.get("response_metadata") or {}).get("next_cursor") or "") or None
                 if cursor is None:
                     break
@@ -312,7 +315,11 @@ class SlackNotifier:
         return None
 
     def _read_replies(self, thread: Thread) -> None:
-        """What the thread holds already (best effort: without it, a resolution is posted anew)."""
+        """What a continued thread holds already, read once (best effort: without it, a resolution is
+        posted anew instead of updating the request)."""
+        if thread.read:
+            return
+        thread.read = True
         cursor: str | None = None
         try:
             for _ in range(_PAGES):

@@ -41,6 +41,7 @@ class Thread:
     ts: str
     posted: dict[str, Posted] = field(default_factory=dict)  # "event:<key>" / "approval:<key>" -> message
     parent: str = ""  # the parent's last rendering (an identical update is not sent)
+    read: bool = True  # ``posted`` holds everything in the thread (False: continued after a restart, not read yet)
 
 
 def metadata(event_type: str, rollout: str, run: str, key: str = "", **extra: str) -> dict[str, Any]:

@@ -109,6 +109,7 @@ def test_one_thread_per_run_and_an_approval_through_socket_mode(
     keys = [str(((r.metadata or {}).get("event_payload") or {}).get("key")) for r in replies]
     assert keys[0] == "event:started" and keys[-1] == "event:promoted", keys
     assert len(keys) == len(set(keys)), "no message posted twice"
+    print("\n".join(f"{'  ' if m.thread_ts else ''}{m.shown().replace(chr(10), ' | ')}" for m in [parent, *replies]))
     record(
         "slack_thread",
         {

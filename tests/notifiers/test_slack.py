@@ -138,9 +138,12 @@ def test_a_restarted_notifier_continues_the_recorded_thread(slack_api: SlackStan
 
     second = Recorded(slack_api, slack_token)  # a new process: only status (the thread) and Slack remain
     recorded = replace(WAITING, thread=thread)
-    second.notifier.notify(recorded, STARTED)  # re-sent after a restart: found in the thread, not posted again
+    second.notifier.update(recorded)  # continues the thread without reading it
+    assert "conversations.replies" not in methods(slack_api)
     second.notifier.approval_resolved(recorded, ApprovalResolved(APPROVAL.key, 4, Resolution.REJECTED, by="U012AB3CD"))
+    second.notifier.notify(recorded, STARTED)  # the thread was read: a message already there is not posted again
     second.notifier.notify(recorded, ROLLED_BACK)
+    assert methods(slack_api).count("conversations.replies") == 1
 
     [parent] = slack_api.top_level("#deploys")
     request = next(r for r in slack_api.replies(parent) if "Rejected" in r.shown())
