@@ -157,14 +157,12 @@ def parent(s: RolloutSnapshot, *, links: Mapping[str, str] | None = None, button
 
 
 def event(s: RolloutSnapshot, note: Notify) -> Rendered:
-    """One event of the run, as a reply in its thread: the decision sentence first, details below
-    (the note's verdict, or the run's last verdict when the note quotes it)."""
-    verdict = note.verdict
-    if verdict is None and s.verdict is not None and s.verdict.summary and s.verdict.summary in note.message:
-        verdict = s.verdict
+    """One event of the run, as a reply in its thread: the decision sentence first; for an event
+    about a verdict (``VERDICT_EVENTS``) its checks and a details line below."""
+    verdict = note.verdict or s.verdict
     said = readable(note.message, verdict).removeprefix(f"{s.rollout}: ")  # the thread is about it already
     blocks = [section(f"{LEVEL[note.level]} {escape(said)}")]
-    if verdict is not None and verdict.checks:
+    if verdict is not None and verdict.checks and note.event in VERDICT_EVENTS:
         lines = [f"{MARK[c.verdict]} {escape(check_line(c))}" for c in verdict.checks[:10]]
         blocks.append(section("\n".join(lines)))
         details = details_line(verdict)
@@ -286,6 +284,9 @@ def _button(label: str, action_id: str, value: str, style: str) -> Block:
 def _clip(text: str) -> str:
     return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 1] + "…"
 
+
+VERDICT_EVENTS = frozenset({"rollout.step-passed", "rollout.check-failed", "rollout.deadline", "rollout.rolled-back"})
+"""Events whose reply shows the verdict's checks (every note carries the last verdict; most are not about it)."""
 
 BROADCAST = frozenset(
     {

@@ -106,10 +106,11 @@ def check_details(check: Check) -> str:
 
 
 def counts_line(verdict: Verdict) -> str:
+    """Requests and errors of each arm that served any ("canary 1,465 requests, 2 errors")."""
     arms = [
-        f"{label} {count(arm.requests)} requests, {count(arm.errors)} errors"
+        f"{label} {count(arm.requests)} requests, {count(arm.errors)} {'error' if round(arm.errors) == 1 else 'errors'}"
         for label, arm in (("canary", verdict.canary), ("stable", verdict.stable))
-        if arm is not None
+        if arm is not None and round(arm.requests) > 0
     ]
     return " · ".join(arms)
 

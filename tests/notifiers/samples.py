@@ -124,8 +124,8 @@ ROLLED_BACK = replace(
 )
 
 
-def _note(key: str, event: str, level: Level, message: str, verdict: Verdict | None = None) -> Notify:
-    return Notify(key, event, level, message, verdict)
+def _note(key: str, event: str, level: Level, message: str, verdict: Verdict = HOLDING) -> Notify:
+    return Notify(key, event, level, message, verdict)  # the engine attaches the last verdict to every note
 
 
 EVENTS: dict[str, tuple[RolloutSnapshot, Notify]] = {
@@ -152,12 +152,12 @@ EVENTS: dict[str, tuple[RolloutSnapshot, Notify]] = {
                    "the run of revision a10e06a5a254; starting revision 7d0c3e5b9f21 from its first step")),
     "promoted": (replace(BASE, phase="Promoted", step=6, canary_weight=100, stable_weight=0, verdict=PASSING),
                  _note("promoted", "rollout.promoted", Level.SUCCESS, "shop/recommendations: "
-                       "recommendation-service-v2 promoted (every step passed)")),
+                       "recommendation-service-v2 promoted (every step passed)", PASSING)),
     "rolled-back": (ROLLED_BACK, _note("ended", "rollout.rolled-back", Level.FAILURE,
-                    f"shop/recommendations: {ROLLED_BACK.message}")),
+                    f"shop/recommendations: {ROLLED_BACK.message}", FAILING)),
     "aborted": (replace(ROLLED_BACK, phase="Aborted"), _note("ended", "rollout.aborted", Level.FAILURE,
-                "shop/recommendations: Aborted: stable recommendation-service-v1 at 100%: aborted by jane@example.com"
-                )),
+                "shop/recommendations: Aborted: stable recommendation-service-v1 at 100%: aborted by jane@example.com",
+                FAILING)),
 }  # fmt: skip
 
 PARENTS: dict[str, RolloutSnapshot] = {
