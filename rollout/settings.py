@@ -153,7 +153,8 @@ class SlackSettings(Section):
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     links: dict[str, str] = Field(
-        default_factory=dict, description="label -> URL template ({namespace}, {name}, {rollout}) under messages"
+        default_factory=dict,
+        description="label -> URL template ({namespace}, {name}, {rollout}) in the footer of a run's parent message",
     )
 
 

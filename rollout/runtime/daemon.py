@@ -1,12 +1,14 @@
 """``rollout run``: wires settings to adapters, caches, leadership, the reconciler, the scheduler,
-the metrics batches, notifications and the HTTP servers, and shuts them down gracefully on SIGTERM.
+the metrics batches, Slack (``chatting``) and the HTTP servers, and shuts them down gracefully on SIGTERM.
 
 Owns process lifetime only. Start-up: the HTTP servers, the informers (Rollouts, RolloutCommands,
-routes) until they have listed once, the shard leases, then scheduling. Every rollout belongs to
-one shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
+routes) until they have listed once, the shard leases, Slack's delivery (and its Socket Mode
+connection, held by the replica holding shard 0), then scheduling. Every rollout belongs to one
+shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
 reconciles it and writes for it. Shutdown order: stop scheduling new work, let reconciles in flight
-finish their writes (bounded by ``shutdown_grace_seconds``), flush queued notifications, stop the
-caches and servers, then release the leases so another replica takes over at once.
+finish their writes (bounded by ``shutdown_grace_seconds``), close the Socket Mode connection and
+flush queued notifications, stop the caches and servers, then release the leases so another
+replica takes over at once.
 """
 
 from __future__ import annotations
