@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rollout.core.actions import ApprovalResolved, Resolution
 from rollout.core.commanding import approval_key
 from rollout.core.states import CommandKind, Phase
 from tests.core.factories import Driver, command, policy
@@ -36,3 +37,13 @@ def test_a_listed_user_needs_no_group_and_an_unlisted_one_without_groups_is_refu
     lead = command(CommandKind.APPROVE, d.now, 2, by="daemon", slack_user="U0LEAD", ref=ref)
     decision = d.tick([stranger, lead])
     assert [r.accepted for r in decision.commands] == [False, True]
+
+
+def test_a_rejection_in_slack_names_who_clicked_not_the_daemon_that_recorded_it() -> None:
+    d = Driver(policy(steps=STEPS, approvals=APPROVALS))
+    d.until(lambda d: d.state.phase is Phase.AWAITING_APPROVAL)
+    reject = command(CommandKind.ABORT, d.now, 1, by="daemon", slack_user="U0LEAD", ref=approval_key(d.state))
+    decision = d.tick([reject])
+    assert decision.state.aborted_by == "slack:U0LEAD"
+    [resolved] = [a for a in decision.actions if isinstance(a, ApprovalResolved)]
+    assert (resolved.resolution, resolved.by) == (Resolution.REJECTED, "slack:U0LEAD")
