@@ -77,7 +77,7 @@ def _refusal(policy: Rollout, cmd: Command) -> str:
         approvers = policy.spec.approvals
         if cmd.slack_user:
             allowed = approvers.slack.approvers if approvers.slack else []
-            if allowed and cmd.slack_user not in allowed:
+            if allowed and cmd.slack_user not in allowed and not set(cmd.slack_groups) & set(allowed):
                 return f"Slack user {cmd.slack_user} is not an approver of {policy.key}"
     return ""
 
@@ -101,15 +101,16 @@ def _apply(t: Tick, cmd: Command) -> CommandResult:
     if cmd.ref and (cmd.ref != approval_key(s) or phase is not Phase.AWAITING_APPROVAL):
         return ignored(f"it answers approval request {cmd.ref}, which is no longer pending")
     if cmd.kind is CommandKind.ABORT:
+        person = f"slack:{cmd.slack_user}" if cmd.slack_user else cmd.by  # who clicked, not the daemon recording it
         if phase is Phase.ROLLING_BACK:
-            return done(replace(s, aborted_by=s.aborted_by or cmd.by), f"{who} (already rolling back)")
+            return done(replace(s, aborted_by=s.aborted_by or person), f"{who} (already rolling back)")
         if phase.active or phase is Phase.PENDING:
-            reason = f"aborted by {cmd.by}" + (f": {cmd.reason}" if cmd.reason else "")
+            reason = f"aborted by {person}" + (f": {cmd.reason}" if cmd.reason else "")
             return done(
                 replace(
                     s,
                     phase=Phase.ROLLING_BACK,
-                    aborted_by=cmd.by,
+                    aborted_by=person,
                     pause_reason=None,
                     pause_detail="",
                     end_reason=reason,

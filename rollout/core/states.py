@@ -159,7 +159,20 @@ class Command:
     reason: str = ""
     ref: str = ""  # the approval request this answers (Slack buttons); an answer to another request is ignored
     slack_user: str = ""
+    slack_groups: tuple[str, ...] = ()  # the Slack user groups (S...) the clicker was in when clicking
     refusal: str = ""
+
+
+@dataclass(frozen=True)
+class ChatThread:
+    """The run's chat thread: channel ID and parent message ts, kept so a restarted daemon continues it."""
+
+    # Recorded by the runtime after the notifier posted the parent message (``run``: its ``run_id``).
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
+
+    channel: str
+    ts: str
+    run: str
 
 
 @dataclass(frozen=True)
@@ -237,8 +250,16 @@ class RolloutState:
     aborted_by: str = ""  # who aborted (Aborted instead of RolledBack)
     handled_commands: tuple[str, ...] = ()  # ids of operator commands already acted on (bounded)
     notified: tuple[str, ...] = ()  # keys of notifications already sent this run (bounded)
+    thread: ChatThread | None = None  # the run's chat thread, once the notifier posted it (runtime-recorded)
 
     @property
     def number(self) -> int:
         """The current step as people count it (1-based)."""
         return self.step + 1
+
+    @property
+    def run_id(self) -> str:
+        """The identity of the current run (revision and start time); empty before a run started."""
+        if self.run_started_at is None:
+            return ""
+        return f"{self.revision}@{self.run_started_at.isoformat()}"

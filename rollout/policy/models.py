@@ -225,10 +225,11 @@ class SlackApprovers(Model):
     """Approval requests as Slack messages with Approve / Reject buttons."""
 
     channel: str = Field(pattern=_CHANNEL, description="#name or a channel ID")
-    approvers: list[Annotated[str, Field(max_length=32, pattern=r"^[UW][A-Z0-9]{2,}$")]] = Field(
+    approvers: list[Annotated[str, Field(max_length=32, pattern=r"^[UWS][A-Z0-9]{2,}$")]] = Field(
         default_factory=list,
         max_length=MAX_APPROVERS,
-        description="Slack user IDs allowed to approve; empty: anyone in the channel",
+        description="Slack user IDs (U.../W...) or user-group IDs (S...) allowed to approve; "
+        "empty: anyone in the channel",
     )
 
 

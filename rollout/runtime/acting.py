@@ -24,7 +24,7 @@ from rollout.core.verdicts import Verdict
 from rollout.errors import KubeError, NotLeader, RouterError
 from rollout.kube.commands import CommandObject
 from rollout.kube.rollouts import RolloutObject
-from rollout.notifiers.base import RolloutSnapshot
+from rollout.notifiers.base import RolloutSnapshot, snapshot_of
 from rollout.policy.models import Rollout
 from rollout.routers.base import Router
 from rollout.runtime.gathering import problem_of
@@ -69,15 +69,16 @@ class Acknowledger(Protocol):
 
 
 class Notifications(Protocol):
-    """Where notifications go (``delivering.Delivery`` queues them for the notifier)."""
+    """Where notifications go (``delivering.Delivery`` queues them for the notifier); each call
+    carries the rollout's snapshot after the decision (its channels, run, thread and state)."""
 
-    def notify(self, key: str, action: Notify, policy: Rollout | None) -> None: ...
+    def notify(self, snapshot: RolloutSnapshot, note: Notify) -> None: ...
 
-    def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None: ...
+    def request_approval(self, snapshot: RolloutSnapshot, request: RequestApproval) -> None: ...
 
-    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None: ...
+    def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None: ...
 
-    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None: ...
+    def update(self, snapshot: RolloutSnapshot) -> None: ...
 
 
 class Actor:
@@ -134,6 +135,7 @@ class Actor:
         """Execute ``decision`` (taken for a rollout that was in phase ``was``; ``changed``: its status
         changed in a way people see, so messages showing its state are refreshed)."""
         key = obj.key
+        snapshot = snapshot_of(key, decision.state, obj.status, policy, now)
         for action in decision.actions:
             if isinstance(action, SetWeights):
                 self._write(obj, router, action, now)
@@ -142,14 +144,14 @@ class Actor:
                 self.event(
                     obj, action.event.removeprefix("rollout.").title().replace("-", ""), action.message, warning, now
                 )
-                self.notifications.notify(key, action, policy)
+                self.notifications.notify(snapshot, action)
             elif isinstance(action, RequestApproval):
                 self.event(obj, "ApprovalRequested", action.message, False, now)
-                self.notifications.request_approval(key, action, policy)
+                self.notifications.request_approval(snapshot, action)
             elif isinstance(action, ApprovalResolved):
                 who = f" by {action.by}" if action.by else ""
                 self.event(obj, "ApprovalResolved", f"step {action.number}: {action.resolution.value}{who}", False, now)
-                self.notifications.approval_resolved(key, action, policy)
+                self.notifications.approval_resolved(snapshot, action)
         for result in decision.commands:
             command = commands.get(result.id)
             if command is None:
@@ -164,24 +166,7 @@ class Actor:
         s = decision.state
         namespace, name = obj.namespace, obj.name
         if changed and s.run_started_at is not None:
-            status = obj.status
-            self.notifications.update(
-                RolloutSnapshot(
-                    rollout=key,
-                    revision=s.revision,
-                    phase=str(status.get("phase", s.phase.value)),
-                    step=s.number,
-                    steps=int(status.get("steps") or 0),
-                    canary_weight=s.observed.canary if s.observed else 0,
-                    stable_weight=s.observed.stable if s.observed else 100,
-                    desired_canary_weight=s.desired.canary,
-                    message=s.message,
-                    verdict=s.verdict.summary if s.verdict else "",
-                    stable=s.stable_backend,
-                    canary=s.canary_backend,
-                ),
-                policy,
-            )
+            self.notifications.update(snapshot)
         self.telemetry.observe(
             namespace,
             name,

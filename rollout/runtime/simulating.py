@@ -131,17 +131,17 @@ class _Direct:
     def __init__(self, notifier: MemoryNotifier, notes: list[str]) -> None:
         self.notifier, self.notes = notifier, notes
 
-    def notify(self, key: str, action: Notify, policy: Rollout | None) -> None:
-        self.notifier.notify(key, action)
-        self.notes.append(f"[{action.level.value}] {action.message}")
+    def notify(self, snapshot: RolloutSnapshot, note: Notify) -> None:
+        self.notifier.notify(snapshot, note)
+        self.notes.append(f"[{note.level.value}] {note.message}")
 
-    def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None:
-        self.notifier.request_approval(key, action)
+    def request_approval(self, snapshot: RolloutSnapshot, request: RequestApproval) -> None:
+        self.notifier.request_approval(snapshot, request)
 
-    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None:
-        self.notifier.approval_resolved(key, action)
+    def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None:
+        self.notifier.approval_resolved(snapshot, resolved)
 
-    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None:
+    def update(self, snapshot: RolloutSnapshot) -> None:
         self.notifier.update(snapshot)
 
 

@@ -156,16 +156,16 @@ class FakeEvents:
 class FakeNotifications:
     sent: list[tuple[str, str]] = field(default_factory=list)
 
-    def notify(self, key: str, action: Any, policy: Any) -> None:
-        self.sent.append((key, action.event))
+    def notify(self, snapshot: Any, note: Any) -> None:
+        self.sent.append((snapshot.rollout, note.event))
 
-    def request_approval(self, key: str, action: Any, policy: Any) -> None:
-        self.sent.append((key, "approval"))
+    def request_approval(self, snapshot: Any, request: Any) -> None:
+        self.sent.append((snapshot.rollout, "approval"))
 
-    def approval_resolved(self, key: str, action: Any, policy: Any) -> None:
-        self.sent.append((key, f"approval-{action.resolution.value}"))
+    def approval_resolved(self, snapshot: Any, resolved: Any) -> None:
+        self.sent.append((snapshot.rollout, f"approval-{resolved.resolution.value}"))
 
-    def update(self, snapshot: Any, policy: Any) -> None:
+    def update(self, snapshot: Any) -> None:
         self.sent.append((snapshot.rollout, f"update:{snapshot.phase}:{snapshot.canary_weight}"))
 
 
