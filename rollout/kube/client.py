@@ -120,7 +120,7 @@ class KubeClient:
         if info.st_size > _KUBECONFIG_MAX_BYTES:
             raise KubeError(f"cannot load kubeconfig {path}: {info.st_size} bytes, more than {_KUBECONFIG_MAX_BYTES}")
         try:
-            api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
                 config_file=path, context=context
             )
         except Exception as e:  # the loader raises whatever the malformed file provokes
@@ -132,7 +132,7 @@ class KubeClient:
         """Build from the pod's service-account token and the cluster's environment."""
         configuration = k8s.Configuration()
         try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
                 client_configuration=configuration
             )
         except k8s_config.ConfigException as e:
@@ -140,7 +140,7 @@ class KubeClient:
         return cls(k8s.ApiClient(configuration))
 
     def close(self) -> None:
-        self.api_client.close()  # type: ignore[no-untyped-call]
+        self.api_client.close()  # type: ignore[no-untyped-call]  # kubernetes.client has no annotations
 
     def call(self, verb: str, what: str, fn: Callable[[], T]) -> T:
         """Run one API call, translating its failure into a ``KubeError`` naming verb and object."""

@@ -31,6 +31,7 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
+from functools import partial
 from typing import Any
 
 from slack_sdk import WebClient
@@ -296,12 +297,13 @@ class SlackNotifier:
                 page = self._call(
                     "conversations.history",
                     cid,
-                    lambda c=cursor: self.client.conversations_history(  # type: ignore[misc]
+                    partial(
+                        self.client.conversations_history,
                         channel=cid,
                         oldest=f"{since.timestamp() - 60:.6f}",
                         limit=200,
                         include_all_metadata=True,
-                        cursor=c,
+                        cursor=cursor,
                     ),
                 )
                 for message in page.get("messages") or ():
@@ -326,8 +328,13 @@ class SlackNotifier:
                 page = self._call(
                     "conversations.replies",
                     thread.channel,
-                    lambda c=cursor: self.client.conversations_replies(  # type: ignore[misc]
-                        channel=thread.channel, ts=thread.ts, limit=200, include_all_metadata=True, cursor=c
+                    partial(
+                        self.client.conversations_replies,
+                        channel=thread.channel,
+                        ts=thread.ts,
+                        limit=200,
+                        include_all_metadata=True,
+                        cursor=cursor,
                     ),
                 )
                 remember(thread, [m for m in page.get("messages") or () if isinstance(m, dict)])
