@@ -32,7 +32,6 @@ from rollout.core.states import (
     CommandKind,
     CommandResult,
     Observations,
-    PauseReason,
     Phase,
     RolloutState,
 )
@@ -65,14 +64,14 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
         t.say(f"{t.state.phase.value}: {t.state.end_reason or t.state.message}".rstrip(": "))
     elif t.state.phase.active or t.state.phase is Phase.PENDING:
         t.actions.append(ScheduleNext(at=next_tick(t)))
-    resolved = _approval_resolved(state, t.state)
+    resolved = _approval_resolved(state, t.state, timed_out=t.approval_timed_out)
     if resolved is not None:
         t.actions.append(resolved)
     reason = "; ".join(dict.fromkeys(t.reasons)) or t.state.message
     return Decision(state=t.state, actions=tuple(t.actions), reason=reason, commands=tuple(t.results))
 
 
-def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalResolved | None:
+def _approval_resolved(before: RolloutState, after: RolloutState, *, timed_out: bool) -> ApprovalResolved | None:
     """The approval request that was pending before this tick and is not any more, with how it ended."""
     if before.approval_requested_at is None or before.phase is not Phase.AWAITING_APPROVAL:
         return None
@@ -88,9 +87,9 @@ def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalRes
     approved = after.approvals[len(before.approvals) :] if len(after.approvals) > len(before.approvals) else ()
     if approved:
         return ApprovalResolved(key, number, Resolution.APPROVED, by=approved[-1].split(": ", 1)[-1])
-    if after.pause_reason is PauseReason.APPROVAL_TIMEOUT:
+    if timed_out and after.phase is Phase.PAUSED:
         return ApprovalResolved(key, number, Resolution.TIMED_OUT, detail="paused")
-    if after.phase is Phase.ROLLING_BACK and "approval timed out" in after.end_reason:
+    if timed_out and after.phase is Phase.ROLLING_BACK:
         return ApprovalResolved(key, number, Resolution.TIMED_OUT, detail="rolled back")
     if after.aborted_by and not before.aborted_by:
         return ApprovalResolved(key, number, Resolution.REJECTED, by=after.aborted_by, detail=after.end_reason)

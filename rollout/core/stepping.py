@@ -200,6 +200,7 @@ def _approval_granted(t: Tick) -> bool:
         message=f"{_count(t)}: waiting for approval (times out at {timeout_at:%H:%M:%S})",
     )
     if t.now >= timeout_at:
+        t.approval_timed_out = True
         if approvals.on_timeout is TimeoutAction.ROLLBACK:
             rollback(t, f"approval timed out after {fmt(approvals.timeout)}")
         else:

@@ -51,6 +51,7 @@ class Tick:
         self.actions: list[Action] = []
         self.reasons: list[str] = []
         self.results: list[CommandResult] = []
+        self.approval_timed_out = False  # the pending approval's timeout ended it on this tick
 
     def say(self, reason: str) -> None:
         self.reasons.append(reason)

@@ -4,7 +4,7 @@ decide() against an in-memory route and exact counters, on a clock that follows 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -176,3 +176,13 @@ class Driver:
 
 def weight_actions(actions: Iterable[Action]) -> list[SetWeights]:
     return [a for a in actions if isinstance(a, SetWeights)]
+
+
+def shape(decision: Decision) -> tuple[object, ...]:
+    """A decision without its words: the state's texts blanked, each action without its texts."""
+    state = replace(decision.state, message="", pause_detail="", end_reason="")
+    words = ("message", "detail", "reason")
+    actions = tuple(
+        (type(a).__name__, tuple((k, v) for k, v in vars(a).items() if k not in words)) for a in decision.actions
+    )
+    return state, actions

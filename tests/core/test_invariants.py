@@ -1,10 +1,13 @@
-"""Property tests: the engine's invariants (README "Step semantics" and DESIGN.md's list) hold for
-any policy and any sequence of traffic, metrics outcomes, operator commands, hand edits and
-route failures."""
+"""Property tests: the engine's invariants hold for any policy and any sequence of traffic, metrics
+outcomes, operator commands, hand edits and route failures: a decision depends only on its inputs
+and never on the wording of the state's messages; weights always sum to 100 and never exceed the
+step's; no weight goes up on a tick whose check failed; a person's edit is never overwritten except
+to roll back; nothing is promoted without a passing verdict with enough data (or a person forcing
+it); status reports the weights the route carries (README "What a step means")."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -26,7 +29,7 @@ from rollout.core.states import (
 )
 from rollout.core.verdicts import VerdictKind
 from rollout.policy.models import Rollout
-from tests.core.factories import Driver, Traffic, command, policy
+from tests.core.factories import Driver, Traffic, command, policy, shape
 
 
 @st.composite
@@ -95,6 +98,8 @@ def test_invariants_hold_for_any_history(p: Rollout, history: list[Event]) -> No
         obs = d.last_observations
         again = decide(p, before, obs, d.times[-1])
         assert again == decision  # a decision depends only on its inputs
+        reworded = replace(before, message="reworded", pause_detail="reworded", end_reason="reworded")
+        assert shape(decide(p, reworded, obs, d.times[-1])) == shape(decision)  # words never decide
         s = decision.state
         for move in decision.weight_changes:
             assert move.target.canary + move.target.stable == 100
