@@ -196,8 +196,8 @@ class Settings(BaseSettings):
         default=8081,
         ge=0,
         le=65535,
-        description="port of the Slack interactions server, listening only with slack.mode http and "
-        "slack.signing_secret set; 0 picks a free one",
+        description="port of the Slack interactions server, listening only with slack.mode http, "
+        "slack.bot_token and slack.signing_secret set; 0 picks a free one",
     )
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="json in a cluster, readable text on a terminal (auto)"

@@ -5,8 +5,14 @@ Rollout's status, records a Slack click as a RolloutCommand, and carries out or 
 commands by the RBAC verbs of the base's people roles (SubjectAccessReview). Any permission the
 base lacks shows up here as a daemon that never gets there (and as ``403`` lines in its log).
 
+The base is installed with the ``slack-http`` component (Slack's HTTP mode, its settings from the
+rendered ConfigMap) so that a signed click can be POSTed to the daemon here; clicks through Socket
+Mode, the base's default, are tested against a Slack stand-in in tests/runtime/test_listening.py
+and tests/e2e/test_slack.py.
+
 Users are impersonated through the admin token; the daemon's Prometheus is a closed port (no
-rollout here needs a verdict)."""
+rollout here needs a verdict); its Slack is the stand-in of tests/harness/slack.py (without a bot
+token there is no Slack, and so no interactions listener)."""
 
 from __future__ import annotations
 
@@ -30,9 +36,10 @@ from rollout.core.states import CommandKind
 from rollout.kube.commands import ROLLOUT_COMMANDS, command_body
 from rollout.kube.crd import ROLLOUTS
 from rollout.notifiers.slack import APPROVE_ACTION, ApprovalRef
-from tests.deploy.manifests import BASE, find
-from tests.harness.deploy_tools import Applier, ToolError, kustomize_build
+from tests.deploy.manifests import BASE, SLACK_HTTP, find
+from tests.harness.deploy_tools import Applier, ToolError, kustomize_build_with
 from tests.harness.kube import CRD_FIXTURES, REPO_ROOT, ControlPlane, ControlPlaneError, free_port
+from tests.harness.slack import DEFAULT_TOKEN, SlackStandIn
 from tests.harness.stack import CANARY, ROUTE, Daemon, gateway_route
 
 pytestmark = pytest.mark.kube
@@ -85,15 +92,18 @@ def _bind(plane: ControlPlane, user: str, role: str) -> None:
 
 @pytest.fixture(scope="module")
 def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[ControlPlane, Daemon]]:
-    """A cluster with the base applied, the route CRDs, a route and its Rollout; the daemon running."""
+    """A cluster with the base (and the slack-http component) applied, the route CRDs, a route and
+    its Rollout; the daemon running, its Slack the stand-in."""
     workdir = tmp_path_factory.mktemp("daemon-rbac")
-    objs = kustomize_build(BASE)
+    objs = kustomize_build_with(BASE, [SLACK_HTTP])
     try:
         plane = ControlPlane(name="rollout-daemon-rbac").start()
     except (ToolError, ControlPlaneError) as e:
         pytest.fail(str(e), pytrace=False)
     daemon: Daemon | None = None
+    slack = SlackStandIn()
     try:
+        slack.start()
         plane.apply_crds(sorted(CRD_FIXTURES.glob("*.yaml")))
         Applier(plane).apply_all(objs)
         plane.create_namespace(NS)
@@ -119,7 +129,10 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Contro
                 "ROLLOUT_INTERACTIONS_PORT": str(free_port()),
                 "ROLLOUT_LEADER__NAMESPACE": SYSTEM,  # the Deployment's fieldRefs
                 "ROLLOUT_LEADER__IDENTITY": "rollout-0",
+                "ROLLOUT_SLACK__BOT_TOKEN": DEFAULT_TOKEN,  # the Secret's keys token and signing-secret
                 "ROLLOUT_SLACK__SIGNING_SECRET": SIGNING_SECRET,
+                "ROLLOUT_SLACK__BASE_URL": slack.base_url,
+                "ROLLOUT_SLACK__RESPONSE_URL_PREFIX": slack.hooks,
                 "ROLLOUT_RESYNC_SECONDS": "2",
                 "PYTHONUNBUFFERED": "1",
             }
@@ -129,6 +142,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Contro
     finally:
         if daemon is not None:
             daemon.terminate(timeout=20)
+        slack.stop()
         plane.stop()
 
 
@@ -155,6 +169,7 @@ def test_the_daemon_starts_ready_as_the_base_service_account(installed: tuple[Co
     assert started["user"] == f"system:serviceaccount:{SYSTEM}:rollout"  # SelfSubjectReview answered
     lease = plane.request("GET", f"/apis/coordination.k8s.io/v1/namespaces/{SYSTEM}/leases/rollout-daemon")
     assert lease["spec"]["holderIdentity"] == "rollout-0"
+    assert daemon.env["ROLLOUT_SLACK__MODE"] == "http"  # from the component's ConfigMap
     assert started["interactions_port"] == int(daemon.env["ROLLOUT_INTERACTIONS_PORT"])
     assert _forbidden(daemon) == []
 

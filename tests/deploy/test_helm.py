@@ -2,7 +2,8 @@
 ``helm template`` renders for the default, namespaced and everything-on values, that every setting
 it passes is a real daemon setting and configures the daemon as meant (the rendered environment,
 Secrets standing in, loaded by ``rollout.settings``), that bad values are refused, that its copied
-files are their sources, and that it renders the same core objects as the kustomize base."""
+files are their sources, and that it renders the same core objects as the kustomize base (Slack's
+Socket Mode, the default) and as the base with the ``slack-http`` component (``slack.mode: http``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import json
 import os
 import re
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,8 +21,8 @@ from rollout.kube.commands import POLICY_NAME
 from rollout.kube.crd import NAME as ROLLOUTS_CRD
 from rollout.kube.crd import render
 from rollout.settings import PrometheusSettings, Settings, load_settings, setting_docs
-from tests.deploy.manifests import COMPONENTS, documents, find
-from tests.harness.deploy_tools import CHART, ToolError, helm, helm_template, kustomize_build
+from tests.deploy.manifests import COMPONENTS, SLACK_HTTP, documents, find
+from tests.harness.deploy_tools import CHART, ToolError, helm, helm_template, kustomize_build, kustomize_build_with
 from tests.harness.kube import REPO_ROOT
 
 BASE = REPO_ROOT / "deploy" / "base"
@@ -52,7 +54,9 @@ FULL: dict[str, Any] = {
     "replicas": 3,
     "leaderElection": {"shards": 4},
     "slack": {
+        "mode": "http",
         "secretName": "slack-app",
+        "appTokenKey": "xapp",
         "defaultChannel": "#deploys",
         "interactions": {
             "port": 9443,
@@ -63,7 +67,7 @@ FULL: dict[str, Any] = {
         "interactionsFrom": [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
     },
     "policies": {"recs.yaml": (REPO_ROOT / "policies" / "recommendations-canary.yaml").read_text()},
-    "settings": {"ROLLOUT_WORKERS": "16"},
+    "settings": {"ROLLOUT_WORKERS": "16", "ROLLOUT_SLACK__GROUP_CACHE_SECONDS": "300"},
     "logLevel": "DEBUG",
     "metrics": {
         "serviceMonitor": {"enabled": True, "labels": {"release": "kube-prometheus-stack"}},
@@ -222,6 +226,8 @@ def test_full_values_render_every_optional_object_and_only_real_settings() -> No
         "ROLLOUT_LEADER__SHARDS",
         "ROLLOUT_LEADER__EXPECTED_REPLICAS",
         "ROLLOUT_INTERACTIONS_PORT",
+        "ROLLOUT_SLACK__MODE",
+        "ROLLOUT_SLACK__APP_TOKEN",
         "ROLLOUT_SLACK__DEFAULT_CHANNEL",
         "ROLLOUT_WORKERS",
         "ROLLOUT_LOG_LEVEL",
@@ -265,8 +271,12 @@ def test_the_daemon_reads_the_full_values_as_meant(monkeypatch: pytest.MonkeyPat
     assert s.interactions_port == 9443
     ports = {p["name"]: p["containerPort"] for p in container(objs)["ports"]}
     assert ports == {"http": s.port, "interactions": s.interactions_port}
+    assert s.slack.mode == "http"
     assert s.slack.signing_secret is not None
     assert s.slack.signing_secret.get_secret_value() == "secret:slack-app/signing-secret"
+    assert s.slack.app_token is not None  # passed in both modes; the daemon warns when it is unused
+    assert s.slack.app_token.get_secret_value() == "secret:slack-app/xapp"
+    assert (s.slack.default_channel, s.slack.group_cache_seconds) == ("#deploys", 300.0)
     assert (s.workers, s.log_level) == (16, "DEBUG")
 
 
@@ -277,6 +287,31 @@ def test_the_daemon_reads_the_default_values(monkeypatch: pytest.MonkeyPatch) ->
     assert (s.port, s.interactions_port) == (8080, 8081)
     assert (s.prometheus_endpoints, s.prometheus_policy_addresses, s.tenancy.cross_namespace) == ({}, [], {})
     assert s.commands.require_admission_policy
+    assert s.slack.mode == "socket"
+    secrets = {
+        "bot": s.slack.bot_token,
+        "app": s.slack.app_token,
+        "signing": s.slack.signing_secret,
+    }
+    assert {k: v.get_secret_value() if v is not None else None for k, v in secrets.items()} == {
+        "bot": "secret:rollout-slack/token",
+        "app": "secret:rollout-slack/app-token",
+        "signing": "secret:rollout-slack/signing-secret",
+    }
+
+
+def test_socket_mode_opens_no_port_for_slack_and_has_no_ingress() -> None:
+    """Socket Mode is outbound: the NetworkPolicy lets in the health/metrics port only, whatever
+    networkPolicy.interactionsFrom says (it applies to http mode's rule)."""
+    peers = [{"namespaceSelector": {"matchLabels": {"kubernetes.io/metadata.name": "ingress-nginx"}}}]
+    objs = helm_template({"networkPolicy": {"interactionsFrom": peers}})
+    assert find(objs, "ConfigMap", "rollout-settings")["data"]["ROLLOUT_SLACK__MODE"] == "socket"
+    assert find(objs, "NetworkPolicy")["spec"]["ingress"] == [{"ports": [{"protocol": "TCP", "port": 8080}]}]
+    assert "Ingress" not in {o["kind"] for o in objs}
+    http = helm_template({"slack": {"mode": "http"}, "networkPolicy": {"interactionsFrom": peers}})
+    assert find(http, "NetworkPolicy")["spec"]["ingress"][1:] == [
+        {"ports": [{"protocol": "TCP", "port": 8081}], "from": peers}
+    ]
 
 
 def test_the_slack_ingress_exposes_only_the_interactions_path_and_port() -> None:
@@ -331,6 +366,12 @@ def test_the_slack_ingress_exposes_only_the_interactions_path_and_port() -> None
             "names edge, which is not in watchNamespaces",
         ),
         ({"tenancy": {"crossNamespace": {"shop": "edge"}}}, "crossNamespace/shop"),
+        ({"slack": {"mode": "webhook"}}, "at '/slack/mode': value must be one of 'socket', 'http'"),
+        (
+            {"slack": {"interactions": {"ingress": {"enabled": True, "host": "rollout.example.com"}}}},
+            "slack.interactions.ingress.enabled needs slack.mode http",
+        ),
+        ({"slack": {"appTokenKey": ""}}, "slack/appTokenKey"),
     ],
     ids=[
         "ha-without-election",
@@ -352,6 +393,9 @@ def test_the_slack_ingress_exposes_only_the_interactions_path_and_port() -> None
         "policy-address",
         "cross-namespace-not-watched",
         "cross-namespace-not-a-list",
+        "slack-mode",
+        "slack-ingress-in-socket-mode",
+        "slack-app-token-key-empty",
     ],
 )
 def test_bad_values_are_refused_with_the_field_named(values: dict[str, Any], message: str) -> None:
@@ -415,8 +459,16 @@ def _core(objs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def test_the_chart_and_the_kustomize_base_render_the_same_core_objects() -> None:
-    chart, base = _core(helm_template()), _core(kustomize_build(BASE))
+@pytest.mark.parametrize(
+    ("values", "components"),
+    [({}, []), ({"slack": {"mode": "http"}}, [SLACK_HTTP])],
+    ids=["socket-mode-defaults", "http-mode-and-slack-http-component"],
+)
+def test_the_chart_and_the_kustomize_base_render_the_same_core_objects(
+    values: dict[str, Any], components: list[Path]
+) -> None:
+    chart = _core(helm_template(values))
+    base = _core(kustomize_build_with(BASE, components) if components else kustomize_build(BASE))
     assert len(base["crds"]) == 2 and len(base["admission"]) == 2 and len(base["roles"]) == 6
     for part in base:
         assert chart[part] == base[part], part

@@ -1,6 +1,7 @@
 """Both installs applied to real API servers, as ``kubectl apply --server-side`` would (strict field
 validation, real writes): on a cluster WITHOUT the Prometheus Operator's CRDs the kustomize base
-and ``helm template`` (cluster-wide and per-namespace) apply, and the monitoring objects are
+(alone, and with the slack-http component) and ``helm template`` (cluster-wide, per-namespace, and
+in Slack's http mode) apply, and the monitoring objects are
 refused; on a cluster WITH the operator's real ServiceMonitor and PrometheusRule CRDs (from the
 prometheus-operator Go module) the optional components and the chart's toggles apply too. The
 per-namespace chart's RBAC is then asked what the daemon may do, and the admission policy the base
@@ -20,10 +21,17 @@ import pytest
 from rollout.kube.access import AccessReviews
 from rollout.kube.client import KubeClient
 from rollout.kube.commands import POLICY_NAME
-from tests.deploy.manifests import BASE, COMPONENTS, EXAMPLE_OVERLAY, documents
+from tests.deploy.manifests import BASE, COMPONENTS, EXAMPLE_OVERLAY, SLACK_HTTP, documents
 from tests.deploy.test_helm import FULL
 from tests.deploy.test_rbac import allowed
-from tests.harness.deploy_tools import Applier, ToolError, helm_template, kustomize_build, prometheus_operator_crds
+from tests.harness.deploy_tools import (
+    Applier,
+    ToolError,
+    helm_template,
+    kustomize_build,
+    kustomize_build_with,
+    prometheus_operator_crds,
+)
 from tests.harness.kube import ControlPlane, ControlPlaneError
 from tests.security.test_commands import _create_as
 
@@ -75,14 +83,26 @@ def test_the_kustomize_base_applies_on_a_bare_cluster(bare: ControlPlane) -> Non
         bare.request("GET", f"/apis/admissionregistration.k8s.io/v1/{plural}/{POLICY_NAME}")
     stored = bare.request("GET", "/apis/apps/v1/namespaces/rollout-system/deployments/rollout")
     assert stored["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["ephemeral-storage"] == "256Mi"
+    policy = bare.request("GET", "/apis/networking.k8s.io/v1/namespaces/rollout-system/networkpolicies/rollout")
+    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [8080]  # Socket Mode
+
+
+def test_the_kustomize_base_with_slack_http_applies_on_a_bare_cluster(bare: ControlPlane) -> None:
+    objs = kustomize_build_with(BASE, [SLACK_HTTP])
+    assert len(Applier(bare).apply_all(objs)) == len(objs) == 21
+    policy = bare.request("GET", "/apis/networking.k8s.io/v1/namespaces/rollout-system/networkpolicies/rollout")
+    assert [p["port"] for rule in policy["spec"]["ingress"] for p in rule["ports"]] == [8080, 8081]
+    settings = bare.request("GET", "/api/v1/namespaces/rollout-system/configmaps/rollout-settings")
+    assert settings["data"]["ROLLOUT_SLACK__MODE"] == "http"
 
 
 def test_the_helm_chart_applies_on_a_bare_cluster(bare: ControlPlane) -> None:
     _namespaces(bare, "delivery", "shop", "web")
     cluster_wide = helm_template(release="rd", namespace="delivery")
     namespaced = helm_template({"watchNamespaces": ["shop", "web"]}, release="rn", namespace="delivery")
-    assert not MONITORING_KINDS & (_kinds(cluster_wide) | _kinds(namespaced))
-    for objs in (cluster_wide, namespaced):
+    http = helm_template({"slack": {"mode": "http"}}, release="rh", namespace="delivery")
+    assert not MONITORING_KINDS & (_kinds(cluster_wide) | _kinds(namespaced) | _kinds(http))
+    for objs in (cluster_wide, namespaced, http):
         assert len(Applier(bare).apply_all(objs)) == len(objs)
 
 

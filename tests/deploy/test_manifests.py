@@ -1,8 +1,9 @@
 """The kustomize base, the optional components and the example overlay, read as YAML: every file
 listed and nothing missing, the objects an install needs (and nothing that needs the Prometheus
 Operator in the base), the daemon's hardening, its settings' names, its ports and the settings that
-name them, least-privilege RBAC for the daemon and the people's roles, and the overlay's policies
-are valid. Rendered with the kustomize binary ``make deploy-tools`` builds."""
+name them (Slack's Socket Mode by default, the ``slack-http`` component for HTTP mode),
+least-privilege RBAC for the daemon and the people's roles, and the overlay's policies are valid.
+Rendered with the kustomize binary ``make deploy-tools`` builds."""
 
 from __future__ import annotations
 
@@ -14,17 +15,18 @@ import pytest
 from rollout.kube.commands import POLICY_NAME, ROLLOUT_COMMANDS, VERBS
 from rollout.kube.crd import NAME
 from rollout.policy.loading import load_paths
-from rollout.settings import Settings, setting_docs
+from rollout.settings import Settings, SlackSettings, setting_docs
 from tests.deploy.manifests import (
     BASE,
     COMPONENTS,
     EXAMPLE_OVERLAY,
+    SLACK_HTTP,
     base_objects,
     documents,
     find,
     kustomization,
 )
-from tests.harness.deploy_tools import ToolError, kustomize_build
+from tests.harness.deploy_tools import ToolError, kustomize_build, kustomize_build_with
 
 SYSTEM = "rollout-system"
 SETTINGS = {
@@ -32,6 +34,7 @@ SETTINGS = {
     "ROLLOUT_WATCH_NAMESPACES",
     "ROLLOUT_POLICY_DIR",
     "ROLLOUT_LOG_FORMAT",
+    "ROLLOUT_SLACK__MODE",
     "ROLLOUT_INTERACTIONS_PORT",
     "ROLLOUT_LEADER__SHARDS",
     "ROLLOUT_LEADER__EXPECTED_REPLICAS",
@@ -137,8 +140,11 @@ def test_settings_come_from_the_configmap_and_the_slack_token_from_an_optional_s
     assert settings["ROLLOUT_LOG_FORMAT"] == "json"
     assert container["envFrom"] == [{"configMapRef": {"name": "rollout-settings"}}]
     env = {e["name"]: e["valueFrom"] for e in container["env"]}
-    for name in ("ROLLOUT_SLACK__BOT_TOKEN", "ROLLOUT_SLACK__SIGNING_SECRET"):
-        assert env[name]["secretKeyRef"]["optional"] is True
+    slack = {"ROLLOUT_SLACK__BOT_TOKEN": "token", "ROLLOUT_SLACK__APP_TOKEN": "app-token"}
+    slack["ROLLOUT_SLACK__SIGNING_SECRET"] = "signing-secret"
+    for name, key in slack.items():
+        assert env[name]["secretKeyRef"] == {"name": "rollout-slack", "key": key, "optional": True}
+    assert settings["ROLLOUT_SLACK__MODE"] == SlackSettings.model_fields["mode"].default == "socket"
     assert env["ROLLOUT_LEADER__NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
     assert env["ROLLOUT_LEADER__IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
@@ -148,9 +154,14 @@ def test_settings_come_from_the_configmap_and_the_slack_token_from_an_optional_s
     assert all("subPath" not in m for m in container["volumeMounts"]), "subPath mounts never update"
 
 
+def _ingress_ports(objects: list[dict[str, Any]]) -> list[int]:
+    return sorted(p["port"] for rule in find(objects, "NetworkPolicy")["spec"]["ingress"] for p in rule["ports"])
+
+
 def test_the_ports_are_the_ones_the_settings_name() -> None:
     """The health/metrics server keeps its default port; the interactions port is set explicitly, and
-    the container port, the Service and the NetworkPolicy all name it."""
+    the container port and the Service name it. In Socket Mode (the base) the NetworkPolicy lets in
+    the health/metrics port only; the slack-http component opens the interactions port too."""
     objects = base_objects()
     settings = find(objects, "ConfigMap", "rollout-settings")["data"]
     assert "ROLLOUT_PORT" not in settings
@@ -161,8 +172,27 @@ def test_the_ports_are_the_ones_the_settings_name() -> None:
     }
     service = {p["name"]: (p["port"], p["targetPort"]) for p in find(objects, "Service")["spec"]["ports"]}
     assert service == {name: (port, name) for name, port in ports.items()}
-    ingress = sorted(p["port"] for rule in find(objects, "NetworkPolicy")["spec"]["ingress"] for p in rule["ports"])
-    assert ingress == sorted(ports.values())
+    assert settings["ROLLOUT_SLACK__MODE"] == "socket"
+    assert _ingress_ports(objects) == [ports["http"]]
+    try:
+        http = kustomize_build_with(BASE, [SLACK_HTTP])
+    except ToolError as e:
+        pytest.fail(str(e), pytrace=False)
+    assert find(http, "ConfigMap", "rollout-settings")["data"]["ROLLOUT_SLACK__MODE"] == "http"
+    assert _ingress_ports(http) == sorted(ports.values())
+
+
+def test_the_slack_http_component_changes_the_mode_and_the_networkpolicy_only() -> None:
+    try:
+        base, http = kustomize_build(BASE), kustomize_build_with(BASE, [SLACK_HTTP])
+    except ToolError as e:
+        pytest.fail(str(e), pytrace=False)
+    changed = [(o["kind"], o["metadata"]["name"]) for o, p in zip(base, http, strict=True) if o != p]
+    assert changed == [("ConfigMap", "rollout-settings"), ("NetworkPolicy", "rollout")]
+    before, after = (find(objs, "ConfigMap", "rollout-settings")["data"] for objs in (base, http))
+    assert after == {**before, "ROLLOUT_SLACK__MODE": "http"}
+    old, new = (find(objs, "NetworkPolicy")["spec"] for objs in (base, http))
+    assert new == {**old, "ingress": [*old["ingress"], {"ports": [{"protocol": "TCP", "port": 8081}]}]}
 
 
 def test_leadership_expects_the_deployments_replicas() -> None:
@@ -198,7 +228,7 @@ def test_service_pdb_servicemonitor_and_networkpolicy_select_the_daemon() -> Non
     policy = find(objects, "NetworkPolicy")["spec"]
     assert policy["podSelector"]["matchLabels"].items() <= labels.items()
     assert policy["policyTypes"] == ["Ingress", "Egress"]
-    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080, 8081]
+    assert [p["port"] for rule in policy["ingress"] for p in rule["ports"]] == [8080]  # Socket Mode: no 8081
     egress_ports = sorted({p["port"] for rule in policy["egress"] for p in rule["ports"]})
     assert egress_ports == [53, 443, 6443, 9090]
 
@@ -291,7 +321,10 @@ def _overlay_files(overlay: dict[str, Any]) -> list[str]:
 def test_the_example_overlay_builds_on_the_base_and_its_files_exist() -> None:
     overlay = kustomization(EXAMPLE_OVERLAY)
     assert overlay["resources"] == ["../../base"]
-    assert set(overlay["components"]) == {f"../../components/{c.name}" for c in COMPONENTS.iterdir()}
+    # every monitoring component; Slack stays in Socket Mode, the default (no slack-http)
+    assert set(overlay["components"]) == {f"../../components/{c.name}" for c in COMPONENTS.iterdir()} - {
+        f"../../components/{SLACK_HTTP.name}"
+    }
     listed = _overlay_files(overlay)
     assert all((EXAMPLE_OVERLAY / f).is_file() for f in listed), listed
     on_disk = {str(p.relative_to(EXAMPLE_OVERLAY)) for p in EXAMPLE_OVERLAY.rglob("*.yaml")}
