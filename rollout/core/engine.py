@@ -20,6 +20,7 @@ from rollout.core.actions import (
     Level,
     Resolution,
     ScheduleNext,
+    SetMatch,
     SetWeights,
     WeightPurpose,
 )
@@ -33,6 +34,8 @@ from rollout.core.states import (
     CommandResult,
     Observations,
     PauseReason,
+    PendingMatch,
+    PendingWrite,
     Phase,
     RolloutState,
 )
@@ -50,8 +53,11 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
     if t.state.phase is Phase.PENDING:
         _start(t)
     if t.state.phase.active:
+        pendings = (t.state.pending, t.state.match_pending)
         route_ok = observe_route(t)
         verdict = evaluate(t)
+        if verdict is not None and verdict.kind is VerdictKind.FAIL:
+            _no_raise_on_failure(t, *pendings)
         if t.state.phase is Phase.ROLLING_BACK:
             finish_rollback(t)
         elif route_ok:
@@ -67,6 +73,24 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
         t.actions.append(resolved)
     reason = "; ".join(dict.fromkeys(t.reasons)) or t.state.message
     return Decision(state=t.state, actions=tuple(t.actions), reason=reason, commands=tuple(t.results))
+
+
+def _no_raise_on_failure(t: Tick, pending: PendingWrite | None, match_pending: PendingMatch | None) -> None:
+    """A check failed on this tick: re-applying a lost write that gives the canary more traffic
+    waits (the write stays pending as it was; a rollback, if one starts, writes anyway)."""
+    observed = t.state.observed.canary if t.state.observed is not None else 0
+    kept: list[Action] = []
+    for action in t.actions:
+        again = isinstance(action, SetWeights | SetMatch) and action.purpose is WeightPurpose.REAPPLY
+        if again and isinstance(action, SetWeights) and action.target.canary > observed:
+            t.state = replace(t.state, pending=pending)
+            t.say("not re-applying a weight raise on a tick whose check failed")
+        elif again and isinstance(action, SetMatch) and action.target is not None:
+            t.state = replace(t.state, match_pending=match_pending)
+            t.say("not re-applying the managed route on a tick whose check failed")
+        else:
+            kept.append(action)
+    t.actions = kept
 
 
 def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalResolved | None:
@@ -128,6 +152,10 @@ def _new_run(t: Tick, *, superseded: bool) -> None:
         revision=t.policy.revision,
         desired=live or old.desired,
         observed=live,
+        # a managed route the old run left (superseded mid-A/B) is the new run's to keep or remove
+        match=old.match,
+        match_observed=old.match_observed,
+        match_pending=old.match_pending,
         handled_commands=old.handled_commands,
     )
     t.say(f"new revision {t.policy.revision}")
@@ -158,6 +186,9 @@ def _start(t: Tick) -> None:
         desired=live,
         observed=live,
         pending=None,
+        match=t.obs.match,  # one that exists (a superseded run's) is removed by the first step that has none
+        match_observed=t.obs.match,
+        match_pending=None,
         weight_since=None,
         judge=JudgeMemory(),
         baseline=None,
@@ -181,11 +212,13 @@ def hold(state: RolloutState, obs: Observations, now: datetime, why: str) -> Dec
     """The decision when the policy cannot be used (an invalid spec, or ``decide`` itself failed).
 
     Nothing moves forward: the route is observed (status stays truthful) and only an ``abort`` is
-    acted on, rolling the run's own two backends back to stable 100% (the runtime builds the
-    router from ``state.router`` and the run's backends). Every other command is ignored with ``why``.
+    acted on, removing an A/B step's managed route and rolling the run's own two backends back to
+    stable 100% (the runtime builds the router from ``state.router`` and the run's backends).
+    Every other command is ignored with ``why``.
     """
     del now
-    s = replace(state, observed=obs.route or state.observed)
+    seen = obs.route is not None
+    s = replace(state, observed=obs.route or state.observed, match_observed=obs.match if seen else state.match_observed)
     results: list[CommandResult] = []
     actions: list[Action] = []
     for cmd in obs.commands:
@@ -200,10 +233,21 @@ def hold(state: RolloutState, obs: Observations, now: datetime, why: str) -> Dec
             )
         s = replace(s, handled_commands=(*s.handled_commands, cmd.id)[-200:])
     if s.phase is Phase.ROLLING_BACK:
-        if s.observed == STABLE_ONLY:
+        if s.match_observed is not None:  # an A/B step's managed route goes first
+            actions.append(SetMatch(None, s.match_observed, False, WeightPurpose.ROLLBACK, f"rollback: {s.end_reason}"))
+            s = replace(s, match=None)
+        if s.observed == STABLE_ONLY and s.match_observed is None:
             phase = Phase.ABORTED if s.aborted_by else Phase.ROLLED_BACK
-            s = replace(s, phase=phase, desired=STABLE_ONLY, pending=None, message=f"{phase.value}: {s.end_reason}")
-        else:
+            s = replace(
+                s,
+                phase=phase,
+                desired=STABLE_ONLY,
+                pending=None,
+                match=None,
+                match_pending=None,
+                message=f"{phase.value}: {s.end_reason}",
+            )
+        elif s.observed != STABLE_ONLY:
             actions.append(SetWeights(STABLE_ONLY, None, WeightPurpose.ROLLBACK, f"rollback: {s.end_reason}"))
             s = replace(s, desired=STABLE_ONLY)
     elif s.phase.active:

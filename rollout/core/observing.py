@@ -12,14 +12,20 @@ Owns the rules that keep status truthful and never stomp on a person's edit:
   ``rollout resume`` (restore rollout's weights) or ``rollout abort`` (stable 100%);
 - a route that cannot be read holds the run (and pauses it once when the reason is permanent).
 
+An A/B step's managed route (``RolloutState.match``) follows the same rules, and is looked at
+first: the route carries what rollout wants only when both its weights and its managed route do
+(someone deleting, editing or adding the managed route is drift too).
+
 Pure; called by ``engine.decide``.
 """
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import replace
 
 from rollout.core.actions import Level, WeightPurpose
+from rollout.core.matches import shown
 from rollout.core.states import PauseReason, Phase, ProblemKind, RouteProblem
 from rollout.core.ticking import Tick
 
@@ -33,21 +39,31 @@ def observe_route(t: Tick) -> bool:
         problem = t.obs.route_problem or RouteProblem(ProblemKind.UNAVAILABLE, "the route could not be read")
         report_problem(t, problem, reading=True)
         return False
-    t.state = replace(t.state, observed=live)
+    t.state = replace(t.state, observed=live, match_observed=t.obs.match)
     if t.state.phase is Phase.ROLLING_BACK:
         return True  # rollback writes unconditionally (stepping)
-    pending = t.state.pending
-    if live == t.state.desired:
-        if pending is not None or t.state.route_problem is not None:
-            t.state = replace(t.state, pending=None, route_problem=None, route_problem_since=None)
-        if t.state.weight_since is None:
-            t.state = replace(t.state, weight_since=t.now)
-        return True
-    if pending is not None and live == pending.before:
+    s = t.state
+    weights_drift = live != s.desired and (s.pending is None or live != s.pending.before)
+    match_drift = s.match_observed != s.match and (
+        s.match_pending is None or s.match_observed != s.match_pending.before
+    )
+    if weights_drift or match_drift:  # a person's change comes first: nothing is re-applied over it
+        (_drift if weights_drift else _match_drift)(t)
+        return False
+    if s.match_observed == s.match:
+        if s.match_pending is not None:
+            t.state = replace(t.state, match_pending=None, route_problem=None, route_problem_since=None)
+    else:
+        _match_not_landed(t)  # the managed route first, the weights once it is seen
+        return False
+    if live != t.state.desired:
         _not_landed(t)
         return False
-    _drift(t)
-    return False
+    if t.state.pending is not None or t.state.route_problem is not None:
+        t.state = replace(t.state, pending=None, route_problem=None, route_problem_since=None)
+    if t.state.weight_since is None:
+        t.state = replace(t.state, weight_since=t.now)
+    return True
 
 
 def report_problem(t: Tick, problem: RouteProblem, *, reading: bool) -> None:
@@ -99,6 +115,53 @@ def _not_landed(t: Tick) -> None:
     why = f"failed ({failure.message})" if failure is not None else "did not land"
     t.move(pending.target, WeightPurpose.REAPPLY, f"our write of {pending.target} {why}; writing it again")
     t.say(f"re-applying {pending.target} (attempt {t.state.pending.attempts if t.state.pending else 0})")
+
+
+def _match_not_landed(t: Tick) -> None:
+    pending = t.state.match_pending
+    assert pending is not None
+    failure = t.obs.write_problem
+    if failure is not None and failure.kind.permanent:
+        report_problem(t, failure, reading=False)
+        return
+    if t.state.phase is Phase.PAUSED:
+        return
+    wanted = shown(pending.target)
+    if pending.attempts >= MAX_REAPPLY:
+        detail = failure.message if failure is not None else "the route did not change"
+        problem = RouteProblem(
+            failure.kind if failure is not None else ProblemKind.CONFLICT,
+            f"rollout's write of {wanted} did not land after {pending.attempts} attempts: {detail}",
+        )
+        report_problem(t, problem, reading=False)
+        if not _paused(t):
+            t.pause(
+                PauseReason.ROUTE_ERROR, problem.message, f"paused: {problem.message}; `rollout resume` tries again"
+            )
+            t.notify(f"route-stuck-{t.state.step}", "rollout.route-error", Level.WARNING, t.state.message)
+        return
+    if failure is not None:
+        report_problem(t, failure, reading=False)
+    why = f"failed ({failure.message})" if failure is not None else "did not land"
+    t.set_match(pending.target, WeightPurpose.REAPPLY, f"our write of {wanted} {why}; writing it again")
+    t.say(f"re-applying {wanted}")
+
+
+def _match_drift(t: Tick) -> None:
+    live, mine = shown(t.state.match_observed), shown(t.state.match)
+    detail = f"route has {live}, rollout set {mine}"
+    message = (
+        f"paused: someone changed the A/B step's managed route: the route has {live} (rollout set {mine}); "
+        "`rollout resume` restores rollout's, `rollout abort` removes it and rolls back"
+    )
+    if t.state.phase is not Phase.PAUSED or t.state.pause_reason is not PauseReason.DRIFT:
+        t.pause(PauseReason.DRIFT, detail, message)
+    elif t.state.pause_detail != detail:
+        t.state = replace(t.state, pause_detail=detail, message=message)
+    t.state = replace(t.state, match_pending=None, weight_since=None)
+    key = zlib.crc32(live.encode())
+    t.notify(f"drift-{t.state.step}-match-{key}", "rollout.drift", Level.WARNING, message)
+    t.say(message)
 
 
 def _drift(t: Tick) -> None:
