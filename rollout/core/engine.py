@@ -58,7 +58,8 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
         verdict = evaluate(t)
         if verdict is not None and verdict.kind is VerdictKind.FAIL:
             _no_raise_on_failure(t, *pendings)
-        if t.state.phase is Phase.ROLLING_BACK:
+        if t.state.phase is Phase.ROLLING_BACK:  # a rollback's own writes supersede re-applications
+            t.actions = [a for a in t.actions if not _reapplies(a)]
             finish_rollback(t)
         elif route_ok:
             advance(t, failed_now=verdict is not None and verdict.kind is VerdictKind.FAIL)
@@ -75,13 +76,17 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
     return Decision(state=t.state, actions=tuple(t.actions), reason=reason, commands=tuple(t.results))
 
 
+def _reapplies(action: Action) -> bool:
+    return isinstance(action, SetWeights | SetMatch) and action.purpose is WeightPurpose.REAPPLY
+
+
 def _no_raise_on_failure(t: Tick, pending: PendingWrite | None, match_pending: PendingMatch | None) -> None:
     """A check failed on this tick: re-applying a lost write that gives the canary more traffic
     waits (the write stays pending as it was; a rollback, if one starts, writes anyway)."""
     observed = t.state.observed.canary if t.state.observed is not None else 0
     kept: list[Action] = []
     for action in t.actions:
-        again = isinstance(action, SetWeights | SetMatch) and action.purpose is WeightPurpose.REAPPLY
+        again = _reapplies(action)
         if again and isinstance(action, SetWeights) and action.target.canary > observed:
             t.state = replace(t.state, pending=pending)
             t.say("not re-applying a weight raise on a tick whose check failed")

@@ -12,7 +12,7 @@ from typing import Any
 from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
-from rollout.core.actions import SetMatch, WeightPurpose
+from rollout.core.actions import SetMatch, SetWeights, WeightPurpose
 from rollout.core.engine import decide
 from rollout.core.matches import MatchKind, MatchRule, RouteMatch
 from rollout.core.readings import Outcome
@@ -129,12 +129,13 @@ def test_invariants_hold_for_any_history(p: Rollout, history: list[Event]) -> No
             if move.purpose is WeightPurpose.STEP:
                 assert move.target.canary <= _step_weight(p, s.step)
             if s.verdict is not None and s.verdict.kind is VerdictKind.FAIL and s.judged_at == d.times[-1]:
-                assert move.target.canary <= (before.observed or STABLE_ONLY).canary
+                assert move.target.canary <= (obs.route or before.observed or STABLE_ONLY).canary
         if drifted:  # a person's edit is never overwritten, except to roll back
             assert all(m.purpose is WeightPurpose.ROLLBACK for m in decision.weight_changes)
             assert all(m.purpose is WeightPurpose.ROLLBACK for m in decision.match_changes)
         if decision.match_changes and decision.weight_changes:  # the managed route is always written first
-            assert isinstance(decision.actions[0], SetMatch)
+            writes = [a for a in decision.actions if isinstance(a, SetMatch | SetWeights)]
+            assert isinstance(writes[0], SetMatch)
         if s.phase.final and not before.phase.final:  # a run ends only once its managed route is seen gone
             assert s.match is None and s.match_observed is None and s.match_pending is None
             assert d.match is None
