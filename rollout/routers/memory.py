@@ -62,6 +62,10 @@ class MemoryRouter:
         self._match = match
         self._version += 1
 
+    def peek(self) -> tuple[Weights | None, RouteMatch | None]:
+        """What the route carries, for whoever simulates its traffic (not a read through the Protocol)."""
+        return self._weights, self._match
+
     def delete(self) -> None:
         self._weights = None
         self._version += 1
