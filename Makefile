@@ -3,6 +3,9 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := help
 UV ?= uv
 RUN := $(UV) run --frozen
+ROLLOUT_CACHE ?= $(HOME)/.cache/rollout
+HELM_VERSION := $(shell sed -n 's/^HELM_VERSION="$${HELM_VERSION:-\(v[0-9.]*\)}"$$/\1/p' tests/harness/deploy-tools.sh)
+HELM := $(ROLLOUT_CACHE)/deploy-tools/helm-$(HELM_VERSION)
 export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: help
@@ -22,6 +25,10 @@ kube-bins: ## build (once, cached) the real kube-apiserver and etcd the tests us
 prometheus: ## install the real Prometheus server (Debian package) if missing
 	bash tests/harness/prometheus-install.sh
 
+.PHONY: deploy-tools
+deploy-tools: ## build (once, cached) helm, kustomize and kube-score, and fetch the Prometheus Operator CRDs
+	bash tests/harness/deploy-tools.sh
+
 .PHONY: lint
 lint: sync ## ruff, mypy --strict, import-linter layering contracts, hadolint
 	$(RUN) ruff check rollout tests
@@ -31,7 +38,7 @@ lint: sync ## ruff, mypy --strict, import-linter layering contracts, hadolint
 	$(RUN) hadolint Dockerfile
 
 .PHONY: test
-test: sync kube-bins prometheus lint ## everything: lint, then the whole test suite (real kube-apiserver, etcd, Prometheus)
+test: sync kube-bins deploy-tools prometheus lint ## everything: lint, then the whole test suite (real kube-apiserver, etcd, Prometheus)
 	$(RUN) pytest -q
 
 .PHONY: bench
@@ -46,6 +53,15 @@ demo: sync kube-bins prometheus ## the main job, live: a canary promoted, then a
 simulate: sync ## the seed canary on the engine's fake clock: healthy, then an error spike at step 3
 	$(RUN) rollout simulate policies/recommendations-canary.yaml --scenario healthy
 	$(RUN) rollout simulate policies/recommendations-canary.yaml --scenario error-spike --at-step 3
+
+.PHONY: helm
+helm: deploy-tools ## lint the Helm chart and package it into out/
+	$(HELM) lint --strict deploy/helm/rollout
+	$(HELM) package deploy/helm/rollout --destination out
+
+.PHONY: image
+image: ## build the container image with docker, podman or buildah (IMAGE=name:tag BASE=image@digest IMAGE_FLAGS=...)
+	bash deploy/image/build.sh
 
 .PHONY: fmt
 fmt: sync ## format and autofix

@@ -102,6 +102,12 @@ class LeaderSettings(Section):
     namespace: str = Field(default="rollout-system", description="namespace of the Lease")
     name: str = Field(default="rollout-daemon", description="name of the Lease")
     identity: str | None = Field(default=None, description="this replica's identity; default: hostname + pid")
+    shards: int = Field(
+        default=1, ge=1, le=64, description="rollouts split into this many shards, each led through its own Lease"
+    )
+    expected_replicas: int = Field(
+        default=1, ge=1, le=64, description="replicas sharing the shards (each first takes its fair share)"
+    )
     lease_seconds: float = Field(default=15.0, gt=0)
     renew_deadline_seconds: float = Field(default=10.0, gt=0)
     retry_seconds: float = Field(default=2.0, gt=0)
@@ -157,8 +163,22 @@ class Settings(BaseSettings):
     default_interval_seconds: float = Field(default=30.0, gt=0, description="tick of a Rollout that cannot be read")
     max_concurrent_rollouts: int = Field(default=10, ge=1, description="cap on active rollouts; others wait Pending")
     workers: int = Field(default=8, ge=1, le=64, description="reconcile threads")
-    host: str = Field(default="0.0.0.0", description="address of the HTTP server (health, metrics, Slack)")
-    port: int = Field(default=8080, ge=0, le=65535, description="port of the HTTP server; 0 picks a free one")
+    host: str = Field(
+        default="0.0.0.0", description="address of the health and metrics server (/healthz, /readyz, /metrics)"
+    )
+    port: int = Field(
+        default=8080, ge=0, le=65535, description="port of the health and metrics server; 0 picks a free one"
+    )
+    interactions_host: str = Field(
+        default="0.0.0.0", description="address of the Slack interactions server (POST /slack/interactions)"
+    )
+    interactions_port: int = Field(
+        default=8081,
+        ge=0,
+        le=65535,
+        description="port of the Slack interactions server, listening only when slack.signing_secret is set; "
+        "0 picks a free one",
+    )
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="json in a cluster, readable text on a terminal (auto)"
     )
@@ -177,11 +197,13 @@ class Settings(BaseSettings):
     )
     prometheus_endpoints: dict[str, PrometheusSettings] = Field(
         default_factory=dict,
-        description="named Prometheus endpoints a policy may pick with analysis.prometheus.endpoint (besides 'default')",
+        description="named Prometheus endpoints a policy may pick with analysis.prometheus.endpoint "
+        "(besides 'default')",
     )
     prometheus_policy_addresses: list[str] = Field(
         default_factory=list,
-        description="URL prefixes a policy may name in analysis.prometheus.address (never sent the daemon's credentials)",
+        description="URL prefixes a policy may name in analysis.prometheus.address "
+        "(never sent the daemon's credentials)",
     )
     tenancy: TenancySettings = Field(default_factory=TenancySettings)
     commands: CommandSettings = Field(default_factory=CommandSettings)
@@ -189,6 +211,15 @@ class Settings(BaseSettings):
     leader: LeaderSettings = Field(default_factory=LeaderSettings)
     prometheus: PrometheusSettings = Field(default_factory=PrometheusSettings)
     slack: SlackSettings = Field(default_factory=SlackSettings)
+
+    @model_validator(mode="after")
+    def _distinct_ports(self) -> Settings:
+        if self.port != 0 and self.port == self.interactions_port:
+            raise ValueError(
+                f"port and interactions_port are both {self.port}; health/metrics and Slack interactions "
+                "listen separately (each with its own limits)"
+            )
+        return self
 
     @field_validator("watch_namespaces", mode="before")
     @classmethod

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # the handlers import what they use, so `rollout --help` stays quick
     from rollout.core.planning import Plan
     from rollout.core.sizing import StepSizing
+    from rollout.errors import Problem
     from rollout.policy.models import Rollout
     from rollout.runtime.simulating import Simulation
 
@@ -26,7 +27,9 @@ def register(sub: Any) -> None:
         "validate",
         help="check policy files; print every problem as FILE:LINE:COL: field: message",
         description="Validate Rollout policies (files or directories, multi-document YAML). "
-        "Prints every problem, exits 0 when all are valid and 1 otherwise.",
+        "Prints every problem, and every warning (a dangerous but legal choice; a FIFO, device or socket "
+        "skipped inside a directory) as FILE:LINE:COL: warning: field: message. Exits 0 when all are valid "
+        "and 1 otherwise; warnings never change the exit code.",
     )
     p.add_argument("paths", nargs="+", metavar="PATH")
     p.add_argument("-q", "--quiet", action="store_true", help="print problems only")
@@ -85,6 +88,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     result = load_paths(args.paths)
     for problem in result.problems:
         print(problem)
+    for warning in result.warnings:
+        print(warning_line(warning))
     if not args.quiet:
         for loaded in result.rollouts:
             print(f"{loaded.location}: ok: Rollout {loaded.rollout.key} (revision {loaded.rollout.revision})")
@@ -96,12 +101,20 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def warning_line(warning: Problem) -> str:
+    """``FILE:LINE:COL: warning: field: message``: a warning never changes the exit code."""
+    where = f"{warning.file}:{warning.line}:{warning.column}"
+    return f"{where}: warning: {warning.path + ': ' if warning.path else ''}{warning.message}"
+
+
 def _one(path: str, name: str | None) -> Rollout | None:
     from rollout.policy.loading import LoadedRollout, load_paths
 
     result = load_paths([path])
     for problem in result.problems:
         print(problem, file=sys.stderr)
+    for warning in result.warnings:
+        print(warning_line(warning), file=sys.stderr)
     if not result.ok:
         return None
     chosen: list[LoadedRollout] = [r for r in result.rollouts if name in (None, r.rollout.metadata.name)]
@@ -133,9 +146,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"  {policy.spec.stable} (stable) -> {policy.spec.canary} (canary)")
     print(f"{'step':>4}  {'kind':<9} {'canary':>6}  {'min time':>8}  gate")
     for row in schedule.steps:
-        print(
-            f"{row.number:>4}  {row.kind:<9} {row.canary:>5}%  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}"
-        )
+        share = f"{row.canary:>5}%" if not row.ab else f"{'A/B' + (f'+{row.canary}%' if row.canary else ''):>6}"
+        print(f"{row.number:>4}  {row.kind:<9} {share}  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}")
         if row.sizing is not None:
             s = row.sizing
             if s.seconds_needed is not None and s.canary_requests_needed is not None:
@@ -166,6 +178,8 @@ def _plan_dict(schedule: Plan) -> dict[str, Any]:
                 "step": r.number,
                 "kind": r.kind,
                 "canaryWeight": r.canary,
+                **({"abTest": True} if r.ab else {}),
+                **({"expectedShare": r.expected_share} if r.expected_share is not None else {}),
                 "minSeconds": r.min_duration.total_seconds(),
                 "gate": r.gate,
                 **({"sizing": _sizing_dict(r.sizing)} if r.sizing is not None else {}),
@@ -231,8 +245,8 @@ def _print_timeline(sim: Simulation) -> None:
         print(f"{_fmt(e.seconds):>7}  {e.step or '-':>4}  {e.phase:<16} {e.canary:>5}%  {e.decision}")
     state = sim.state
     print(
-        f"result: {state.phase.value} after {_fmt(sim.ended_at)}: canary {state.weights.canary}%, "
-        f"stable {state.weights.stable}%"
+        f"result: {state.phase.value} after {_fmt(sim.ended_at)}: the route carries canary "
+        f"{state.observed.canary if state.observed else 0}%, stable {state.observed.stable if state.observed else 100}%"
     )
     print(f"  {state.end_reason or state.message}")
 
@@ -245,8 +259,8 @@ def _fmt(seconds: float) -> str:
 
 
 def cmd_schema(args: argparse.Namespace) -> int:
-    from rollout.policy.models import Rollout
+    from rollout.policy.schema import json_schema
 
     del args
-    print(json.dumps(Rollout.model_json_schema(by_alias=True), indent=2))
+    print(json.dumps(json_schema(), indent=2))
     return 0

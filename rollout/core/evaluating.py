@@ -18,14 +18,13 @@ from dataclasses import replace
 from rollout.core.actions import Level
 from rollout.core.judging import judge
 from rollout.core.judging.base import JudgeInput
-from rollout.core.readings import Interval, Outcome, Reading, difference
+from rollout.core.readings import Interval, Outcome, Reading, carry, difference
 from rollout.core.states import Phase
 from rollout.core.ticking import Tick, fmt, rollback
 from rollout.core.verdicts import Verdict, VerdictKind
 from rollout.policy.models import UnavailableAction
 
 _JUDGED = (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL)
-_USABLE = (Outcome.OK, Outcome.PARTIAL)
 
 
 def evaluate(t: Tick) -> Verdict | None:
@@ -39,22 +38,20 @@ def evaluate(t: Tick) -> Verdict | None:
         _unavailable(t, reading)
         return None
     t.state = replace(t.state, unavailable_since=None)
-    if reading.outcome is Outcome.QUERY_ERROR:
+    if reading.outcome is Outcome.QUERY_ERROR and reading.canary is None:
         message = f"holding: a metric query is broken: {reading.detail}"
         if t.state.phase is not Phase.PAUSED:
             t.set_message(message)
         t.say(message)
         return None
     share = t.state.share  # None: an A/B step's managed route sends the canary what matches
-    usable = reading.outcome in _USABLE and reading.canary is not None
-    if not usable:
+    if reading.canary is None:  # no counters for the canary: nothing to count this time
         if share == 0:
             return None
         why = f"no usable data: {reading.outcome.value}: {reading.detail}"
         return _judge(t, reading, None, at_weight=False, reason=why)
-    stripped = Reading(outcome=reading.outcome, taken_at=reading.taken_at, canary=reading.canary, stable=reading.stable)
     base = t.state.baseline
-    t.state = replace(t.state, baseline=stripped)
+    t.state = replace(t.state, baseline=carry(base, reading))
     if base is None:
         t.say("counting starts at this reading")
         return None

@@ -184,6 +184,28 @@ def _arm_delta(
     return total, resets, starts
 
 
+def carry(previous: Reading | None, current: Reading) -> Reading:
+    """``current`` to keep as the last absorbed reading: targets it lacks (a backend or a pod whose
+    series were missing this time) keep their previous counters, so their requests are counted
+    when they come back instead of being taken as a fresh baseline."""
+    if previous is None:
+        return Reading(outcome=current.outcome, taken_at=current.taken_at, canary=current.canary, stable=current.stable)
+
+    def merged(
+        old: Mapping[str, TargetCounters] | None, new: Mapping[str, TargetCounters] | None
+    ) -> dict[str, TargetCounters] | None:
+        if not old and not new:
+            return None
+        return {**(old or {}), **(new or {})}
+
+    return Reading(
+        outcome=current.outcome,
+        taken_at=current.taken_at,
+        canary=merged(previous.canary, current.canary),
+        stable=merged(previous.stable, current.stable),
+    )
+
+
 def difference(previous: Reading, current: Reading) -> Interval | None:
     """The counts between ``previous`` and ``current``, or None when no target has a newer sample.
 

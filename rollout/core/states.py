@@ -142,9 +142,9 @@ class PendingMatch:
 
     __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
 
-    target: RouteMatch | None
-    before: RouteMatch | None
     decided_at: datetime
+    target: RouteMatch | None = None
+    before: RouteMatch | None = None
     attempts: int = 1
 
 

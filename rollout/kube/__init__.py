@@ -1,2 +1,3 @@
-"""A thin layer over the official ``kubernetes`` client: custom objects, Rollout objects and their
-status, Events, Leases, and the generated Rollout CRD. One attempt per call; errors translated."""
+"""A thin layer over the official ``kubernetes`` client: custom objects, informer caches kept by
+list + watch, Rollout objects and their status, Events, Leases, and the generated Rollout CRD.
+One attempt per call; errors translated."""

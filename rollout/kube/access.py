@@ -13,6 +13,7 @@ from typing import Any
 
 from kubernetes import client as k8s
 
+from rollout.errors import KubeNotFound
 from rollout.kube.client import KubeClient
 
 
@@ -72,3 +73,23 @@ class AccessReviews:
         )
         status = review.status
         return bool(status and status.allowed), str((status.reason if status else "") or "")
+
+
+def admission_policy_installed(client: KubeClient, name: str) -> bool:
+    """Whether the ValidatingAdmissionPolicy ``name`` and a binding of the same name exist (a 404 on
+    either: not installed; any other failure is a ``KubeError``)."""
+    api = k8s.AdmissionregistrationV1Api(client.api_client)
+    try:
+        client.call(
+            "get",
+            f"validatingadmissionpolicies.admissionregistration.k8s.io {name}",
+            lambda: api.read_validating_admission_policy(name, _request_timeout=client.timeout),
+        )
+        client.call(
+            "get",
+            f"validatingadmissionpolicybindings.admissionregistration.k8s.io {name}",
+            lambda: api.read_validating_admission_policy_binding(name, _request_timeout=client.timeout),
+        )
+    except KubeNotFound:
+        return False
+    return True

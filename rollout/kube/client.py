@@ -11,11 +11,14 @@ verb and the resource. It makes exactly one attempt per call (retries live in
 from __future__ import annotations
 
 import json
+import os
+import stat
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
+import yaml
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
@@ -26,6 +29,7 @@ T = TypeVar("T")
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 _TIMEOUT = 10.0
+_KUBECONFIG_MAX_BYTES = 16 << 20
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,18 @@ class Resource:
     @property
     def api_version(self) -> str:
         return f"{self.group}/{self.version}" if self.group else self.version
+
+
+def _one_line(error: Exception) -> str:
+    """An exception as one short line: its first non-empty line (and its type when that says little)."""
+    if isinstance(error, yaml.MarkedYAMLError) and error.problem_mark is not None:
+        mark = error.problem_mark
+        return f"not valid YAML: {error.problem} at line {mark.line + 1}, column {mark.column + 1}"[:300]
+    lines = [line.strip() for line in str(error).splitlines() if line.strip()]
+    text = lines[0] if lines else ""
+    if not text or isinstance(error, TypeError | AttributeError | KeyError | IndexError):
+        text = f"malformed ({type(error).__name__}{': ' + text if text else ''})"
+    return text[:300]
 
 
 def _server_message(exc: ApiException) -> str:
@@ -90,13 +106,25 @@ class KubeClient:
 
     @classmethod
     def from_kubeconfig(cls, path: str, *, context: str | None = None) -> KubeClient:
-        """Build from a kubeconfig file (``context`` defaults to its current context)."""
+        """Build from a kubeconfig file (``context`` defaults to its current context).
+
+        Any way the file can be wrong (missing, not a regular file, too large, not YAML, the wrong
+        shape, bad base64...) is one ``KubeError`` line naming the file; nothing else escapes.
+        """
+        try:
+            info = os.stat(path)
+        except OSError as e:
+            raise KubeError(f"cannot load kubeconfig {path}: {e.strerror or e}") from e
+        if not stat.S_ISREG(info.st_mode):
+            raise KubeError(f"cannot load kubeconfig {path}: not a regular file")
+        if info.st_size > _KUBECONFIG_MAX_BYTES:
+            raise KubeError(f"cannot load kubeconfig {path}: {info.st_size} bytes, more than {_KUBECONFIG_MAX_BYTES}")
         try:
             api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
                 config_file=path, context=context
             )
-        except (k8s_config.ConfigException, OSError, ValueError) as e:
-            raise KubeError(f"cannot load kubeconfig {path}: {e}") from e
+        except Exception as e:  # the loader raises whatever the malformed file provokes
+            raise KubeError(f"cannot load kubeconfig {path}: {_one_line(e)}") from e
         return cls(api)
 
     @classmethod

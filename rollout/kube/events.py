@@ -1,14 +1,15 @@
 """Kubernetes Events on Rollout objects (``events.k8s.io/v1``), so ``kubectl describe rollout`` and
 ``kubectl get events`` show what the daemon decided and why.
 
-Owns the Event wire format and the series count of a repeated event. One attempt per call; a
+Owns the Event wire format: names that fit for 253-character Rollout names, notes clipped to the
+API's 1 kB. One attempt per call; a
 failure to record an event is reported to the caller, who logs it and carries on.
 """
 
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from kubernetes import client as k8s
@@ -17,6 +18,33 @@ from rollout.kube.client import KubeClient
 from rollout.kube.rollouts import ROLLOUTS
 
 COMPONENT = "rollout-daemon"
+_NAME_BYTES = 253  # an Event's name is a DNS subdomain, like the Rollout's own
+_NOTE_BYTES = 1024  # events.k8s.io/v1 limits ``note`` to 1 kB
+
+
+def event_name(name: str, reason: str, message: str, now: datetime) -> str:
+    """``<rollout name>.<10-hex digest>``, the name cut short (and cut back to a letter or digit) when
+    the whole would exceed 253 characters: valid, deterministic, and unique per (name, reason,
+    message, time) because the digest covers the full name."""
+    digest = hashlib.sha256(f"{name}\0{reason}\0{message}\0{now.isoformat()}".encode()).hexdigest()[:10]
+    room = _NAME_BYTES - 1 - len(digest)
+    prefix = name if len(name) <= room else name[:room].rstrip("-.")
+    return f"{prefix}.{digest}"
+
+
+def _micro_time(now: datetime) -> str:
+    """An RFC 3339 MicroTime. The client parses the body into its model and writes times back with
+    ``isoformat()``, which drops the fraction when it is 0 and the API server then refuses the Event:
+    such an instant is moved by one microsecond."""
+    if now.microsecond == 0:
+        now += timedelta(microseconds=1)
+    return now.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _clip_utf8(text: str, limit: int) -> str:
+    """At most ``limit`` bytes of UTF-8, cut on a character boundary."""
+    data = text.encode()
+    return text if len(data) <= limit else data[:limit].decode("utf-8", "ignore")
 
 
 class EventRecorder:
@@ -39,18 +67,17 @@ class EventRecorder:
         now: datetime,
     ) -> None:
         """Record one Event regarding the Rollout ``namespace/name`` (``reason`` is CamelCase)."""
-        digest = hashlib.sha256(f"{name}{reason}{message}{now.isoformat()}".encode()).hexdigest()[:10]
         body: Any = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"name": f"{name}.{digest}", "namespace": namespace},
-            "eventTime": now.strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+            "metadata": {"name": event_name(name, reason, message, now), "namespace": namespace},
+            "eventTime": _micro_time(now),
             "reportingController": f"delivery.rollout.dev/{COMPONENT}",
             "reportingInstance": self.instance[:128],
             "action": reason,
             "reason": reason,
             "type": "Warning" if warning else "Normal",
-            "note": message[:1024],
+            "note": _clip_utf8(message, _NOTE_BYTES),
             "regarding": {
                 "apiVersion": ROLLOUTS.api_version,
                 "kind": ROLLOUTS.kind,

@@ -1,36 +1,41 @@
-"""PromQL templates: the built-in Envoy (App Mesh) queries and the rendering of custom metric templates.
+"""PromQL templates: the built-in Envoy (App Mesh) counter queries and the rendering of custom metric templates.
 
 Owns the text of every query rollout sends, so that the exact rendered query can be shown in
-errors and verdicts. Built-in queries are batched: one query covers every backend of every rollout
-that shares a window, selector and backend label, and is grouped ``by`` that label.
+errors and readings. The built-in queries read *cumulative counters* at one instant (no
+``increase()``, no range, no extrapolation) and are batched: one query covers every backend of
+every rollout that shares an endpoint, a selector and a backend label, matched by one regex.
 
 Metrics (as Envoy's Prometheus endpoint and the App Mesh sidecars/gateways export them):
 
 - ``envoy_cluster_upstream_rq{envoy_cluster_name, envoy_response_code}``: a counter per response
   code. Envoy creates a code's series the first time it sees that code, so a backend that never
-  failed has no 5xx series at all; the provider reads "requests series present, 5xx absent" as
-  zero errors (the 5xx series are a subset of the request series) and nothing else as zero.
+  failed has no 5xx series; ``sum without (envoy_response_code)`` folds every code of one scrape
+  target into one counter, so a code appearing later is just more requests on that counter.
 - ``envoy_cluster_upstream_rq_time_bucket{envoy_cluster_name, le}``: a histogram in milliseconds.
-  Requests slower than the latency bound are ``bucket{le="+Inf"} - bucket{le=B}``. Prometheus
-  histograms only know their bucket bounds, so ``B`` is the smallest bucket bound that is at or
-  above the SLO bound (``choose_bucket``); when the SLO bound is not itself a bucket bound, what
-  is counted is "slower than B" (never more than the truly slow requests) and the sample's detail
-  says so with both numbers.
+  Prometheus histograms only know their bucket bounds, so a latency SLO bound is bracketed by the
+  largest bucket bound at or below it and the smallest at or above it (``latency_buckets``): the
+  requests slower than the lower one are at least the truly slow ones, those slower than the
+  upper one at most.
 
+A *scrape target* (one Envoy) is identified by a series' labels minus ``TARGET_EXCLUDED``.
 This module must not do I/O; it only builds strings.
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
+from rollout.core.readings import LatencyBuckets
 from rollout.policy.models import CustomMetric, MetricLabels
 
 REQUESTS_METRIC = "envoy_cluster_upstream_rq"
 CODE_LABEL = "envoy_response_code"
 LATENCY_BUCKET_METRIC = "envoy_cluster_upstream_rq_time_bucket"
 ERROR_CODES = "5.."
+TARGET_EXCLUDED = frozenset({"__name__", CODE_LABEL, "le"})
+"""Labels that do not identify a scrape target: the metric name, the response code, the bucket bound."""
 
 # fmt: off
 ENVOY_DEFAULT_BUCKETS_MS: tuple[float, ...] = (
@@ -76,38 +81,36 @@ def le_values(bound_ms: float) -> tuple[str, ...]:
     return tuple(sorted(spellings))
 
 
-@dataclass(frozen=True)
-class BucketChoice:
-    """The histogram bucket used to count slow requests for a latency bound."""
-
-    bound_ms: float  # the SLO bound
-    le_ms: float  # the bucket bound actually used (>= bound_ms)
-
-    @property
-    def exact(self) -> bool:
-        return math.isclose(self.bound_ms, self.le_ms)
-
-    def describe(self) -> str:
-        if self.exact:
-            return f"slow = slower than {_ms(self.le_ms)} (histogram bucket le={_ms(self.le_ms)})"
-        return (
-            f"slow = slower than {_ms(self.le_ms)}: the latency bound {_ms(self.bound_ms)} is not "
-            f"a histogram bucket bound, so the next bucket up (le={_ms(self.le_ms)}) is used "
-            "and requests between the two are not counted as slow"
-        )
-
-
-def _ms(value: float) -> str:
-    return f"{value:g}ms"
-
-
-def choose_bucket(bound_seconds: float, buckets_ms: tuple[float, ...]) -> BucketChoice | None:
-    """The smallest bucket bound at or above the latency bound; None if the bound is above them all."""
+def latency_buckets(bound_seconds: float, buckets_ms: Sequence[float]) -> LatencyBuckets:
+    """The bucket bounds that bracket a latency SLO bound: the largest at or below it, the smallest
+    at or above it (None where there is none); a bound that is a bucket bound is both."""
     bound_ms = bound_seconds * 1000.0
-    candidates = [b for b in sorted(buckets_ms) if b >= bound_ms or math.isclose(b, bound_ms)]
-    if not candidates:
-        return None
-    return BucketChoice(bound_ms=bound_ms, le_ms=candidates[0])
+    for b in buckets_ms:
+        if math.isclose(b, bound_ms, rel_tol=1e-9):
+            return LatencyBuckets(bound_ms=float(b), below_ms=float(b), above_ms=float(b))
+    below = max((float(b) for b in buckets_ms if b < bound_ms), default=None)
+    above = min((float(b) for b in buckets_ms if b > bound_ms), default=None)
+    return LatencyBuckets(bound_ms=bound_ms, below_ms=below, above_ms=above)
+
+
+def describe_buckets(buckets: LatencyBuckets) -> str:
+    """What ``slow`` and ``slow_above`` count for these buckets, in one sentence."""
+    if buckets.exact:
+        return f"slow = slower than {_ms(buckets.bound_ms)} (a histogram bucket bound)"
+    below = f"slower than {_ms(buckets.below_ms)}" if buckets.below_ms is not None else "every request"
+    above = (
+        f"slower than {_ms(buckets.above_ms)}"
+        if buckets.above_ms is not None
+        else "0 (no bucket bound above it: nothing is known to be slower)"
+    )
+    return (
+        f"the latency bound {_ms(buckets.bound_ms)} is not a histogram bucket bound: "
+        f"slow = {below} (at least the truly slow requests), slow_above = {above} (at most)"
+    )
+
+
+def _ms(value: float | None) -> str:
+    return f"{value:g}ms"
 
 
 @dataclass(frozen=True)
@@ -115,7 +118,6 @@ class Scope:
     """What one batched built-in query covers: the backends of every rollout sharing these settings."""
 
     labels: MetricLabels
-    window_seconds: float
     values: tuple[str, ...]  # backend label values, sorted and distinct
 
     def matchers(self, *extra: str) -> str:
@@ -125,29 +127,24 @@ class Scope:
         parts.extend(extra)
         return "{" + ", ".join(parts) + "}"
 
-    def _sum(self, expression: str) -> str:
-        return f"sum by ({self.labels.backend}) ({expression})"
-
     def requests(self) -> str:
-        """Requests per backend over the window (every response code)."""
-        return self._sum(f"increase({REQUESTS_METRIC}{self.matchers()}[{duration(self.window_seconds)}])")
+        """Cumulative requests per scrape target (every response code folded into one counter)."""
+        return f"sum without ({CODE_LABEL}) ({REQUESTS_METRIC}{self.matchers()})"
 
     def errors(self) -> str:
-        """5xx responses per backend over the window."""
+        """Cumulative 5xx responses per scrape target."""
         code = f"{CODE_LABEL}=~{string_literal(ERROR_CODES)}"
-        return self._sum(f"increase({REQUESTS_METRIC}{self.matchers(code)}[{duration(self.window_seconds)}])")
+        return f"sum without ({CODE_LABEL}) ({REQUESTS_METRIC}{self.matchers(code)})"
 
-    def resets(self) -> str:
-        """Counter resets of the request counters per backend inside the window (Envoy restarts)."""
-        return self._sum(f"resets({REQUESTS_METRIC}{self.matchers()}[{duration(self.window_seconds)}])")
+    def sample_times(self) -> str:
+        """The timestamp of the sample each target's counters were read from (Unix seconds)."""
+        return f"max without ({CODE_LABEL}) (timestamp({REQUESTS_METRIC}{self.matchers()}))"
 
-    def slow(self, bucket: BucketChoice) -> str:
-        """Requests slower than the chosen bucket bound per backend: ``+Inf`` bucket minus that bucket."""
-        window = duration(self.window_seconds)
-        le = "|".join(regex_literal(v) for v in le_values(bucket.le_ms))
-        total = self._sum(f"increase({LATENCY_BUCKET_METRIC}{self.matchers('le=' + string_literal('+Inf'))}[{window}])")
-        fast = self._sum(f"increase({LATENCY_BUCKET_METRIC}{self.matchers('le=~' + string_literal(le))}[{window}])")
-        return f"{total} - {fast}"
+    def buckets(self, bounds_ms: Iterable[float]) -> str:
+        """The cumulative histogram buckets at ``bounds_ms`` and ``+Inf``, every spelling of each bound."""
+        spellings = sorted({s for b in bounds_ms for s in le_values(b)})
+        pattern = "|".join([*(regex_literal(s) for s in spellings), regex_literal("+Inf")])
+        return f"{LATENCY_BUCKET_METRIC}{self.matchers('le=~' + string_literal(pattern))}"
 
 
 def render_custom(

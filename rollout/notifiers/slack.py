@@ -22,9 +22,10 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from rollout.core.actions import Level, Notify, RequestApproval
+from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, Resolution
 from rollout.core.verdicts import Check, Verdict, VerdictKind
 from rollout.errors import NotifierError
+from rollout.notifiers.base import RolloutSnapshot
 
 APPROVE_ACTION = "rollout.approve"
 REJECT_ACTION = "rollout.reject"
@@ -173,12 +174,28 @@ class SlackNotifier:
             ),
         )
 
+    def approval_resolved(self, rollout: str, resolved: ApprovalResolved) -> None:
+        """Say in the notification channel how the approval request ended."""
+        who = f" by {resolved.by}" if resolved.by else ""
+        detail = f" ({resolved.detail})" if resolved.detail else ""
+        note = Notify(
+            key=f"{resolved.key}-{resolved.resolution.value}",
+            event="rollout.approval-resolved",
+            level=Level.INFO if resolved.resolution is Resolution.APPROVED else Level.WARNING,
+            message=f"approval of step {resolved.number}: {resolved.resolution.value}{who}{detail}",
+        )
+        self.notify(rollout, note)
+
+    def update(self, snapshot: RolloutSnapshot) -> None:
+        """Nothing: this notifier posts events only, it keeps no message that shows the current state."""
+        del snapshot
+
     def request_approval(self, rollout: str, request: RequestApproval) -> None:
         channel = request.channel
         if channel is None:
             return
         namespace, _, name = rollout.partition("/")
-        value = ApprovalRef(namespace=namespace, name=name, key=request.key, step=request.step).encode()
+        value = ApprovalRef(namespace=namespace, name=name, key=request.key, step=request.number).encode()
         who = (
             "Approvers: " + ", ".join(f"<@{u}>" for u in request.approvers)
             if request.approvers
@@ -186,7 +203,7 @@ class SlackNotifier:
         )
         blocks: list[dict[str, Any]] = [
             _section(
-                f":raised_hand: *Approval needed* for *{_escape(rollout)}* at step {request.step}\n"
+                f":raised_hand: *Approval needed* for *{_escape(rollout)}* at step {request.number}\n"
                 f"{_escape(request.message)}"
             ),
             {"type": "context", "elements": [{"type": "mrkdwn", "text": who}]},

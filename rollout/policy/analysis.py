@@ -6,15 +6,25 @@ Owns those fields, their defaults and their rules. Pure: no I/O.
 
 from __future__ import annotations
 
-import re
 from datetime import timedelta
 from enum import StrEnum
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator, model_validator
 
+from rollout.policy import templates
+from rollout.policy.addresses import forbidden_address
 from rollout.policy.base import Model
 from rollout.policy.quantities import Duration, Ratio
+
+MAX_METRICS = 20
+MAX_HEADERS = 20
+MAX_QUERY = 4096
+# RFC 9110 field names (tokens) and values (no control characters but tab: no CR, LF, NUL).
+HEADER_NAME = r"^[!#$%&'*+.^_`|~0-9A-Za-z-]{1,64}$"
+HEADER_VALUE = r"^[^\x00-\x08\x0a-\x1f\x7f]*$"
+BACKEND_VALUE = r"^[^{}]*(\{backend\}[^{}]*)+$"
+StrictInt = Annotated[int, Field(strict=True)]
 
 
 class NoDataPolicy(StrEnum):
@@ -58,7 +68,9 @@ class SLOs(Model):
     latency: LatencySLO | None = Field(default=None, description="the latency SLO")
 
 
-_TEMPLATE_VARS = {"namespace", "backend", "window", "interval", "selector", "backend_label"}
+TEMPLATE_VARS = ("namespace", "backend", "window", "interval", "selector", "backend_label")
+# The same language as ``templates.parse`` with TEMPLATE_VARS, for the CRD's pattern.
+TEMPLATE_PATTERN = r"^([^{}]|\{\{|\}\}|\{(" + "|".join(TEMPLATE_VARS) + r")\})*$"
 
 
 class CustomMetric(Model):
@@ -69,9 +81,17 @@ class CustomMetric(Model):
     """
 
     name: str = Field(min_length=1, max_length=63, pattern=r"^[a-zA-Z_][a-zA-Z0-9_-]*$", description="unique name")
-    query: str = Field(min_length=1, description="PromQL template returning one number for the canary")
-    min: float | None = Field(default=None, description="fail below this")
-    max: float | None = Field(default=None, description="fail above this")
+    query: str = Field(
+        min_length=1, max_length=MAX_QUERY, description="PromQL template returning one number for the canary"
+    )
+    min: float | None = Field(default=None, allow_inf_nan=False, description="fail below this")
+    max: float | None = Field(default=None, allow_inf_nan=False, description="fail above this")
+
+    @field_validator("query")
+    @classmethod
+    def _template(cls, value: str) -> str:
+        templates.parse(value, TEMPLATE_VARS)  # raises TemplateError (a ValueError) naming the column
+        return value
 
     @model_validator(mode="after")
     def _bounds(self) -> CustomMetric:
@@ -79,11 +99,6 @@ class CustomMetric(Model):
             raise ValueError("set min, max or both")
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError(f"min ({self.min}) is greater than max ({self.max})")
-        unknown = set(re.findall(r"(?<!\{)\{([a-zA-Z_]*)\}(?!\})", self.query)) - _TEMPLATE_VARS
-        if unknown:
-            raise ValueError(
-                f"unknown template variable(s) {sorted(unknown)} in query; known: {sorted(_TEMPLATE_VARS)}"
-            )
         return self
 
 
@@ -96,9 +111,12 @@ class MetricLabels(Model):
         description="label that identifies a backend",
     )
     backend_value: str = Field(
-        default="{backend}", description="template of that label's value; {backend} is the backend name"
+        default="{backend}",
+        max_length=253,
+        pattern=BACKEND_VALUE,
+        description="template of that label's value; {backend} is the backend name",
     )
-    selector: str = Field(default="", description='extra PromQL label matchers, e.g. namespace="prod"')
+    selector: str = Field(default="", max_length=1024, description='extra PromQL label matchers, e.g. namespace="prod"')
 
 
 class PrometheusOverride(Model):
@@ -109,14 +127,26 @@ class PrometheusOverride(Model):
         default=None,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         max_length=63,
-        description="a Prometheus endpoint the daemon knows by this name (setting prometheus_endpoints); default: its own",
+        description="a Prometheus endpoint the daemon knows by this name (setting prometheus_endpoints);"
+        " default: its own",
     )
     address: str | None = Field(
         default=None,
+        max_length=256,
         pattern=r"^https?://",
         description="a Prometheus URL the daemon's settings allow (prometheus_policy_addresses); sent no credentials",
     )
-    headers: dict[str, str] = Field(default_factory=dict, description="extra HTTP headers (e.g. a tenant)")
+    headers: dict[
+        Annotated[str, Field(pattern=HEADER_NAME)], Annotated[str, Field(max_length=4096, pattern=HEADER_VALUE)]
+    ] = Field(default_factory=dict, max_length=MAX_HEADERS, description="extra HTTP headers (e.g. a tenant)")
+
+    @field_validator("address")
+    @classmethod
+    def _not_metadata(cls, value: str | None) -> str | None:
+        why = forbidden_address(value) if value is not None else None
+        if why is not None:
+            raise ValueError(why)
+        return value
 
     @model_validator(mode="after")
     def _one_source(self) -> PrometheusOverride:
@@ -150,13 +180,15 @@ class SequentialOptions(Model):
         default=0.05,
         gt=0,
         lt=0.5,
-        description="bound on the probability of passing early a canary `regression` times worse",
+        description="bound on the probability that a step passes while the canary's rate is at least "
+        "max(`regression` x stable, SLO / `regression`) (at 100%: `regression` x max(SLO, stable's rate earlier))",
     )
     regression: float = Field(
         default=2.0,
         gt=1,
         le=16,
-        description="canary/stable ratio (or multiple of the SLO, absolute test) that must be caught",
+        description="canary/stable ratio that must be caught; a step passes only on evidence that the canary is "
+        "below it (or below SLO / regression)",
     )
     tolerance: float = Field(
         default=1.0,
@@ -164,10 +196,18 @@ class SequentialOptions(Model):
         le=8,
         description="canary/stable ratio still as good as stable: the false-rollback bound covers it",
     )
+    dispersion: float = Field(
+        default=0.2,
+        ge=0,
+        le=1,
+        description="healthy interval-to-interval variation of each backend's error (or slow) rate, as the "
+        "standard deviation of its logarithm (0.2: about +-30% uniform); the false-rollback bound covers it, "
+        "0 assumes none",
+    )
     mode: Literal["auto", "relative", "absolute"] = Field(
         default="auto",
-        description="relative: canary vs stable; absolute: canary vs the SLO; "
-        "auto: relative, absolute for intervals where stable has no traffic",
+        description="relative: canary vs stable; absolute: canary vs max(SLO, stable's rate); "
+        "auto: relative, absolute for intervals where stable has no traffic (the 100% step)",
     )
 
     @model_validator(mode="after")
@@ -192,14 +232,22 @@ class Analysis(Model):
         default=JudgeKind.SEQUENTIAL, description="sequential (canary vs stable, always valid) or fixed threshold"
     )
     slos: SLOs = Field(default_factory=SLOs, description="the service level objectives judged at every step")
-    metrics: list[CustomMetric] = Field(default_factory=list, description="custom PromQL checks")
-    min_requests: int = Field(
-        default=100, ge=0, description="canary requests judged at a step's weight before that step may pass"
+    metrics: list[CustomMetric] = Field(
+        default_factory=list, max_length=MAX_METRICS, description="custom PromQL checks"
+    )
+    min_requests: StrictInt = Field(
+        default=100, ge=0, description="canary requests judged at the current step's weight before the step can pass"
     )
     no_data: NoDataPolicy = Field(
-        default=NoDataPolicy.HOLD, description="missing/thin data: hold, fail, or pass (never promotes)"
+        default=NoDataPolicy.HOLD,
+        description="missing data (no series, NaN, no canary requests in an interval): hold, fail (counts towards "
+        "failureLimit), or pass (lets a step end, never promotes); thin data always holds",
     )
-    failure_limit: int = Field(default=2, ge=1, description="failed threshold checks before rolling back")
+    failure_limit: StrictInt = Field(
+        default=2,
+        ge=1,
+        description="failed fixed-limit judgements (threshold judge, custom metrics, noData: fail) before rolling back",
+    )
     unavailable: Unavailable = Field(default_factory=Unavailable)
     metric_labels: MetricLabels = Field(default_factory=MetricLabels)
     prometheus: PrometheusOverride = Field(default_factory=PrometheusOverride)

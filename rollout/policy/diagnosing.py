@@ -2,7 +2,8 @@
 
 Owns mapping an error's ``loc`` back to the YAML node it is about (PyYAML marks, 1-based), the
 camelCase field path (``spec.steps[2].setWeight``), readable messages without pydantic's noise, and
-"did you mean" suggestions for unknown fields (aliases valid at that place in the model). Pure: it
+"did you mean" suggestions for unknown fields (aliases valid at that place in the model). A value,
+key or message is never shown unbounded (``clipping.py``: cut with an ellipsis, length said). Pure: it
 must not read files or parse YAML text (``loading.py`` does) and must not change what is valid.
 """
 
@@ -21,9 +22,11 @@ from pydantic_core import ErrorDetails
 
 from rollout.errors import Problem
 from rollout.policy.base import LocatedError
+from rollout.policy.clipping import LIMIT, clip, show
 from rollout.policy.models import Rollout
 
 Loc = tuple[int | str, ...]
+_MESSAGE_LIMIT = 400
 
 
 def problem_at(file: str, where: yaml.Node | yaml.Mark | None, path: str, message: str) -> Problem:
@@ -48,10 +51,10 @@ def _problem(error: ErrorDetails, data: Any, node: yaml.Node | None, file: str) 
     kind = error["type"]
     if kind == "extra_forbidden":
         field_name = str(loc[-1])
-        message = f"unknown field `{field_name}`{_suggest(field_name, loc[:-1])}"
+        message = f"unknown field `{clip(field_name)}`{_suggest(field_name, loc[:-1])}"
         where: yaml.Node | None = key_node
     elif kind == "missing":
-        message = f"missing required field `{loc[-1]}`"
+        message = f"missing required field `{clip(str(loc[-1]))}`"
         where = key_node or value_node
         path_items = (*path_items, loc[-1])
     else:
@@ -132,10 +135,10 @@ def render_path(items: Iterable[int | str]) -> str:
     for item in items:
         if isinstance(item, int):
             text += f"[{item}]"
-        elif re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", item):
+        elif len(item) <= LIMIT and re.fullmatch(r"[A-Za-z_][A-Za-z0-9_-]*", item):
             text += f".{item}" if text else item
         else:
-            text += f"[{item!r}]"
+            text += f"[{show(item)}]"
     return text
 
 
@@ -156,21 +159,14 @@ def _readable(error: ErrorDetails) -> str:
     value = error.get("input")
     shown = show(value)
     scalar = isinstance(value, str | int | float | bool)
-    if scalar and not (isinstance(value, str) and shown in message) and len(shown) <= 80:
+    if scalar and not (isinstance(value, str) and shown in message):
         message += f" (got {shown})"
-    return message
-
-
-def show(value: Any) -> str:
-    """A value as the user wrote it: strings quoted, booleans lowercase."""
-    if isinstance(value, bool):
-        return str(value).lower()
-    return repr(value) if isinstance(value, str) else str(value)
+    return clip(message, _MESSAGE_LIMIT)
 
 
 def _suggest(unknown: str, parent: Loc) -> str:
     model = _model_at(parent)
-    if model is None:
+    if model is None or len(unknown) > LIMIT:
         return ""
     aliases = sorted(f.alias or n for n, f in model.model_fields.items())
     lowered = {a.lower().replace("_", ""): a for a in aliases}

@@ -4,16 +4,21 @@ Owns turning bytes into validated ``Rollout`` models and every user mistake into
 ``file:line:column`` (1-based, from PyYAML node marks) and a camelCase field path such as
 ``spec.steps[2].setWeight``: unreadable files, invalid UTF-8 and binary junk, YAML syntax errors,
 empty or non-mapping documents, duplicate keys, wrong apiVersion/kind, schema violations (unknown
-fields with a "did you mean" suggestion; see ``diagnosing.py``) and Rollout names defined twice.
-It reports every problem, never raises for a user's mistake, and is the only module of
-``rollout.policy`` that reads files. It must not talk to the network or the Kubernetes API, nor
-decide anything about rollouts. Line and column 0 mean "the whole file or object".
+fields with a "did you mean" suggestion; see ``diagnosing.py``) and Rollout names defined twice;
+plus warnings (never problems) for dangerous-but-legal choices (``cautions.py``) and for FIFOs,
+devices and sockets found in a directory (named explicitly, they are problems). Everything is
+bounded: files are read by ``reading.py`` (regular files only, at most 1 MiB), YAML is composed by
+``composing.py`` (at most 20,000 nodes per document, aliases expanded), messages never hold an
+unbounded value (``clipping.py``). It reports every problem, never raises for a user's mistake, and
+(with ``reading.py``) is the only part of ``rollout.policy`` that reads files. It must not talk to
+the network or the Kubernetes API, nor decide anything about rollouts. Line and column 0 mean
+"the whole file or object".
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -22,10 +27,13 @@ import yaml
 from pydantic import ValidationError
 
 from rollout.errors import PolicyError, Problem
-from rollout.policy.diagnosing import Loc, diagnose, locate, problem_at, render_path, show
+from rollout.policy.cautions import cautions
+from rollout.policy.clipping import show
+from rollout.policy.composing import Refused, documents
+from rollout.policy.diagnosing import Loc, diagnose, locate, problem_at, render_path
 from rollout.policy.models import API_VERSION, KIND, Metadata, Rollout
+from rollout.policy.reading import MAX_FILE_BYTES, Unreadable, read_policy_file, too_large, yaml_files
 
-_YAML_SUFFIXES = (".yaml", ".yml")
 _MERGE_TAG = "tag:yaml.org,2002:merge"
 
 
@@ -50,6 +58,8 @@ class LoadResult:
     rollouts: tuple[LoadedRollout, ...] = ()
     problems: tuple[Problem, ...] = ()
     files: tuple[str, ...] = ()
+    warnings: tuple[Problem, ...] = ()  # never make a result invalid (skipped files, risky choices)
+    names: tuple[tuple[str, str, str], ...] = ()  # (file, namespace, name) of every document naming a Rollout
 
     @property
     def ok(self) -> bool:
@@ -68,9 +78,14 @@ class _Collector:
     rollouts: list[tuple[LoadedRollout, yaml.Node | None]] = field(default_factory=list)
     problems: list[Problem] = field(default_factory=list)
     files: list[str] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    names: list[tuple[str, str, str]] = field(default_factory=list)
 
     def problem(self, file: str, where: yaml.Node | yaml.Mark | None, path: str, message: str) -> None:
         self.problems.append(problem_at(file, where, path, message))
+
+    def warning(self, file: str, where: yaml.Node | yaml.Mark | None, path: str, message: str) -> None:
+        self.warnings.append(problem_at(file, where, path, message))
 
     def result(self) -> LoadResult:
         kept: list[LoadedRollout] = []
@@ -88,20 +103,47 @@ class _Collector:
                 first[key] = loaded
                 kept.append(loaded)
         order = {name: i for i, name in enumerate(self.files)}
-        problems = sorted(self.problems, key=lambda p: (order.get(p.file, len(order)), p.line, p.column))
-        return LoadResult(tuple(kept), tuple(problems), tuple(self.files))
+
+        def position(p: Problem) -> tuple[int, int, int]:
+            return (order.get(p.file, len(order)), p.line, p.column)
+
+        return LoadResult(
+            tuple(kept),
+            tuple(sorted(self.problems, key=position)),
+            tuple(self.files),
+            tuple(sorted(self.warnings, key=position)),
+            tuple(self.names),
+        )
+
+
+def _within_size(size: int, name: str, out: _Collector) -> bool:
+    if size <= MAX_FILE_BYTES:
+        return True
+    out.files.append(name)
+    out.problem(name, None, "", too_large(size))
+    return False
+
+
+def _unreadable(where: str, why: str, out: _Collector) -> None:
+    out.files.append(where)
+    out.problem(where, None, "", why)
 
 
 # --- entry points -----------------------------------------------------------------------------
 
 
 def load_paths(paths: Sequence[str | Path]) -> LoadResult:
-    """Load files and directories (recursively every ``*.yaml``/``*.yml``, sorted, dot-entries skipped)."""
+    """Load files and directories (recursively every ``*.yaml``/``*.yml``, sorted, dot-entries skipped).
+
+    Only regular files are opened: a FIFO, device or socket named like a policy is a warning inside
+    a directory and a problem when named explicitly; neither is ever read.
+    """
     out = _Collector()
     loaded: set[str] = set()
     for given in paths:
         path = Path(given)
-        found = list(_yaml_files(path, out)) if os.path.isdir(path) else [path]
+        directory = os.path.isdir(path)
+        found = yaml_files(path, lambda where, why: _unreadable(where, why, out)) if directory else [path]
         if not found and str(path) not in out.files:
             out.files.append(str(path))
             out.problem(str(path), None, "", "directory contains no *.yaml or *.yml files")
@@ -109,21 +151,23 @@ def load_paths(paths: Sequence[str | Path]) -> LoadResult:
             identity = os.path.realpath(file)
             if identity not in loaded:  # a file named twice (or inside a named directory) loads once
                 loaded.add(identity)
-                _load_file(file, out)
+                _load_file(file, out, explicit=not directory)
     return out.result()
 
 
 def load_bytes(data: bytes, source_name: str) -> LoadResult:
-    """Load one file's content; binary junk and invalid UTF-8 become problems."""
+    """Load one file's content; binary junk, invalid UTF-8 and more than 1 MiB become problems."""
     out = _Collector()
-    _load_bytes(data, source_name, out)
+    if _within_size(len(data), source_name, out):
+        _load_bytes(data, source_name, out)
     return out.result()
 
 
 def load_text(text: str, source_name: str = "<string>") -> LoadResult:
-    """Load YAML text holding one or more Rollout documents."""
+    """Load YAML text holding one or more Rollout documents (at most 1 MiB of UTF-8)."""
     out = _Collector()
-    _load_text(text, source_name, out)
+    if _within_size(len(text) if len(text) < MAX_FILE_BYTES // 4 else len(text.encode()), source_name, out):
+        _load_text(text, source_name, out)
     return out.result()
 
 
@@ -146,32 +190,14 @@ def load_object(obj: Mapping[str, Any], source_name: str) -> LoadResult:
 # --- files and bytes --------------------------------------------------------------------------
 
 
-def _yaml_files(directory: Path, out: _Collector) -> Iterator[Path]:
-    def unreadable(error: OSError) -> None:
-        where = str(error.filename or directory)
-        out.files.append(where)
-        out.problem(where, None, "", f"cannot read this directory: {error.strerror or error}")
-
-    found: list[Path] = []
-    for root, dirs, files in os.walk(directory, onerror=unreadable):
-        dirs[:] = [d for d in dirs if not d.startswith(".")]
-        found.extend(Path(root) / f for f in files if f.endswith(_YAML_SUFFIXES) and not f.startswith("."))
-    yield from sorted(found)
-
-
-def _load_file(path: Path, out: _Collector) -> None:
+def _load_file(path: Path, out: _Collector, *, explicit: bool = True) -> None:
     name = str(path)
     try:
-        data = path.read_bytes()
-    except FileNotFoundError:
+        data = read_policy_file(path)
+    except Unreadable as e:
         out.files.append(name)
-        out.problem(name, None, "", "no such file or directory")
-    except PermissionError:
-        out.files.append(name)
-        out.problem(name, None, "", "permission denied: cannot read this file")
-    except OSError as e:
-        out.files.append(name)
-        out.problem(name, None, "", f"cannot read this file: {e.strerror or e}")
+        report = out.warning if e.irregular and not explicit else out.problem
+        report(name, None, "", e.message)
     else:
         _load_bytes(data, name, out)
 
@@ -208,38 +234,9 @@ def _byte_position(data: bytes, offset: int) -> tuple[int, int]:
 # --- YAML -------------------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that keeps timestamps as strings, as Kubernetes does."""
-
-
-def _timestamp_as_text(loader: _Loader, node: yaml.ScalarNode) -> str:
-    return str(loader.construct_scalar(node))
-
-
-_Loader.add_constructor("tag:yaml.org,2002:timestamp", _timestamp_as_text)
-
-
-def _documents(text: str, before: Callable[[yaml.Node], None]) -> Iterator[tuple[yaml.Node | None, Any]]:
-    """Compose and construct one document at a time (earlier documents survive a later syntax error).
-
-    ``before`` sees each node before construction, which rewrites merge keys (``<<``) in place.
-    """
-    loader = _Loader(text)
-    try:
-        while loader.check_node():
-            node = loader.get_node()
-            if node is None or (node.tag == "tag:yaml.org,2002:null" and not node.value):
-                yield node, None
-            else:
-                before(node)
-                yield node, loader.construct_document(node)
-    finally:
-        loader.dispose()
-
-
 def _load_text(text: str, name: str, out: _Collector) -> None:
     out.files.append(name)
-    documents = 0
+    count = 0
     try:
         ambiguous: set[int] = set()  # documents with duplicate keys: validated, never returned
 
@@ -247,13 +244,16 @@ def _load_text(text: str, name: str, out: _Collector) -> None:
             if _report_duplicate_keys(node, name, out):
                 ambiguous.add(id(node))
 
-        for node, data in _documents(text, check):
-            documents += 1
+        for node, data in documents(text, check):
+            count += 1
             if data is None:
                 where = node.start_mark if node is not None else None
                 out.problem(name, where, "", "empty document (nothing between `---` separators)")
             else:
                 _validate_document(data, node, name, out, keep=id(node) not in ambiguous)
+    except Refused as e:
+        out.problem(name, e.problem_mark, "", f"refused: {e.problem}")
+        return
     except yaml.MarkedYAMLError as e:
         kind = "YAML error" if isinstance(e, yaml.constructor.ConstructorError) else "YAML syntax error"
         detail = f"{e.problem}" + (f" ({e.context}{_at(e.context_mark)})" if e.context else "")
@@ -272,7 +272,7 @@ def _load_text(text: str, name: str, out: _Collector) -> None:
     except RecursionError:
         out.problem(name, None, "", "YAML nested too deeply")
         return
-    if documents == 0:
+    if count == 0:
         out.problem(name, None, "", "empty file: no YAML documents")
 
 
@@ -319,6 +319,7 @@ def _report_duplicate_keys(root: yaml.Node, name: str, out: _Collector) -> bool:
 
 
 def _validate_document(data: Any, node: yaml.Node | None, name: str, out: _Collector, *, keep: bool = True) -> None:
+    _record_name(data, name, out)
     if not isinstance(data, dict):
         names: dict[type, str] = {list: "a list", str: "a string", type(None): "null"}
         kind = names.get(type(data), f"a {type(data).__name__} value")
@@ -342,12 +343,33 @@ def _validate_document(data: Any, node: yaml.Node | None, name: str, out: _Colle
     except OverflowError as e:  # a validator that let a too-large number escape as OverflowError
         out.problem(name, node, "", f"a number in this document is out of range: {e}")
         return
+    for path, message in cautions(rollout):
+        out.warning(name, _nearest(node, path), render_path(path), message)
     if not keep:
         return
     mark = node.start_mark if node is not None else None
     line, column = (mark.line + 1, mark.column + 1) if mark is not None else (0, 0)
     name_node = locate(node, ("metadata", "name"))[1] if node is not None else None
     out.rollouts.append((LoadedRollout(rollout, name, line, column), name_node))
+
+
+def _nearest(node: yaml.Node | None, path: Loc) -> yaml.Node | None:
+    """The node at ``path``, else at its deepest ancestor present in the text (defaults are not)."""
+    for end in range(len(path), 0, -1):
+        found = locate(node, path[:end])[1]
+        if found is not None:
+            return found
+    return node
+
+
+def _record_name(data: Any, file: str, out: _Collector) -> None:
+    """Remember which Rollout a document names, valid or not (so problems can be attached to it)."""
+    metadata = data.get("metadata") if isinstance(data, dict) else None
+    if not isinstance(metadata, dict):
+        return
+    name, namespace = metadata.get("name"), metadata.get("namespace", "default")
+    if isinstance(name, str) and isinstance(namespace, str) and len(name) <= 253 and len(namespace) <= 63:
+        out.names.append((file, namespace, name))
 
 
 def _header_ok(data: dict[Any, Any], node: yaml.Node | None, name: str, out: _Collector) -> bool:

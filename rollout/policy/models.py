@@ -14,7 +14,7 @@ from datetime import timedelta
 from enum import StrEnum
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from rollout.policy.analysis import (
     Analysis,
@@ -42,7 +42,11 @@ _DNS1123_SUBDOMAIN = r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0
 
 ObjectName = Annotated[str, Field(min_length=1, max_length=253, pattern=_DNS1123_SUBDOMAIN)]
 NamespaceName = Annotated[str, Field(min_length=1, max_length=63, pattern=_DNS1123_LABEL)]
-Weight = Annotated[int, Field(ge=0, le=100)]
+Weight = Annotated[int, Field(strict=True, ge=0, le=100)]  # strict: `true` is not 1
+MAX_STEPS = 100
+MAX_APPROVERS = 100
+# Printable ASCII without spaces: a name two policies cannot tell apart by whitespace alone.
+BACKEND = r"^[!-~]+$"
 
 
 class Metadata(Model):
@@ -84,7 +88,9 @@ class VirtualRouterRef(Model):
 
     name: ObjectName = Field(description="name of the VirtualRouter")
     namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")
-    route: str | None = Field(default=None, min_length=1, description="route name; needed when the router has several")
+    route: str | None = Field(
+        default=None, min_length=1, max_length=253, description="route name; needed when the router has several"
+    )
 
 
 class HTTPRouteRef(Model):
@@ -92,8 +98,12 @@ class HTTPRouteRef(Model):
 
     name: ObjectName = Field(description="name of the HTTPRoute")
     namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")
-    rule: int | None = Field(default=None, ge=0, description="rule index; default: every rule naming both backends")
-    rule_name: str | None = Field(default=None, min_length=1, description="the rule's name (instead of its index)")
+    rule: int | None = Field(
+        default=None, strict=True, ge=0, le=1000, description="rule index; default: every rule naming both backends"
+    )
+    rule_name: str | None = Field(
+        default=None, min_length=1, max_length=253, description="the rule's name (instead of its index)"
+    )
 
     @model_validator(mode="after")
     def _one_rule_selector(self) -> HTTPRouteRef:
@@ -153,7 +163,7 @@ class PauseStep(Model):
 class ApprovalStep(Model):
     """Wait for a person to approve (Slack button or ``rollout approve``)."""
 
-    message: str | None = Field(default=None, description="the question put to the approvers")
+    message: str | None = Field(default=None, max_length=1024, description="the question put to the approvers")
 
 
 class Step(Model):
@@ -224,8 +234,10 @@ class SlackApprovers(Model):
     """Approval requests as Slack messages with Approve / Reject buttons."""
 
     channel: str = Field(pattern=_CHANNEL, description="#name or a channel ID")
-    approvers: list[Annotated[str, Field(pattern=r"^[UW][A-Z0-9]{2,}$")]] = Field(
-        default_factory=list, description="Slack user IDs allowed to approve; empty: anyone in the channel"
+    approvers: list[Annotated[str, Field(max_length=32, pattern=r"^[UW][A-Z0-9]{2,}$")]] = Field(
+        default_factory=list,
+        max_length=MAX_APPROVERS,
+        description="Slack user IDs allowed to approve; empty: anyone in the channel",
     )
 
 
@@ -241,15 +253,26 @@ class Approvals(Model):
     timeout: Duration = Field(default=timedelta(hours=1), description="how long to wait for an answer")
     on_timeout: TimeoutAction = Field(default=TimeoutAction.PAUSE, description="then: pause, or roll back")
 
+    @field_validator("timeout")
+    @classmethod
+    def _positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("an approval timeout must be longer than 0s")
+        return value
+
 
 # --- the policy -------------------------------------------------------------------------------
 
 
 class RolloutSpec(Model):
     router: RouterSpec = Field(description="the route whose weights rollout moves")
-    stable: str = Field(min_length=1, max_length=253, description="backend serving now, as the router names it")
-    canary: str = Field(min_length=1, max_length=253, description="new backend, as the router names it")
-    steps: list[Step] = Field(min_length=1, description="the plan, in order")
+    stable: str = Field(
+        min_length=1, max_length=253, pattern=BACKEND, description="backend serving now, as the router names it"
+    )
+    canary: str = Field(
+        min_length=1, max_length=253, pattern=BACKEND, description="new backend, as the router names it"
+    )
+    steps: list[Step] = Field(min_length=1, max_length=MAX_STEPS, description="the plan, in order")
     analysis: Analysis = Field(default_factory=Analysis, description="how each step is judged")
     notifications: Notifications = Field(default_factory=Notifications, description="where progress is announced")
     approvals: Approvals = Field(default_factory=Approvals, description="how approval steps are asked for")
@@ -257,6 +280,13 @@ class RolloutSpec(Model):
         default=timedelta(minutes=30),
         description="longest a step may wait for a verdict before the rollout pauses and says why",
     )
+
+    @field_validator("progress_deadline")
+    @classmethod
+    def _deadline_positive(cls, value: timedelta) -> timedelta:
+        if value <= timedelta(0):
+            raise ValueError("progressDeadline must be longer than 0s")
+        return value
 
     @model_validator(mode="after")
     def _coherent(self) -> RolloutSpec:

@@ -1,5 +1,7 @@
-"""Parsing of the small quantity languages policies use: durations (``30s``, ``1h30m``, ``250ms``)
-and ratios (``1%``, ``0.01``). Pure functions and pydantic annotated types; no I/O.
+"""Parsing of the small quantity languages policies use: durations (``30s``, ``1h30m``, ``250ms``:
+Go durations with the units ms, s, m, h, so the CRD's CEL ``duration()`` reads them the same way)
+and ratios (``1%``, ``0.01``). Both are text exactly as the CRD's patterns describe (no surrounding
+spaces; a bare number is not a duration). Pure functions and pydantic annotated types; no I/O.
 """
 
 from __future__ import annotations
@@ -10,27 +12,36 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, PlainSerializer, WithJsonSchema
 
-_DURATION_RE = re.compile(r"^(?:(\d+(?:\.\d+)?)(ms|s|m|h|d))+$")
-_PART_RE = re.compile(r"(\d+(?:\.\d+)?)(ms|s|m|h|d)")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+from rollout.policy.clipping import show
+
+# A Go duration (what CEL's duration() reads in the CRD) without sign and without ns/us units.
+DURATION_PATTERN = r"^([0-9]+(\.[0-9]+)?(ms|s|m|h))+$"
+DURATION_MAX_LENGTH = 32
+_DURATION_RE = re.compile(DURATION_PATTERN)
+_PART_RE = re.compile(r"([0-9]+(?:\.[0-9]+)?)(ms|s|m|h)")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+# A ratio written as text: a percentage, or a plain decimal fraction (no sign, exponent or spaces).
+RATIO_PATTERN = r"^[0-9]+(\.[0-9]+)?%?$"
+_RATIO_RE = re.compile(RATIO_PATTERN)
 
 
 def parse_duration(value: Any) -> timedelta:
-    """Parse ``30s``, ``5m``, ``1h30m``, ``250ms`` or a number of seconds into a timedelta."""
+    """Parse ``30s``, ``5m``, ``1h30m``, ``250ms`` (a Go duration with ms, s, m, h) into a timedelta.
+
+    Only text with a unit is a duration: a bare number is refused (the CRD refuses it too)."""
     if isinstance(value, timedelta):
         return value
     if isinstance(value, bool):
-        raise ValueError("a duration must be like 30s, 5m or 1h, not a boolean")
+        raise ValueError("a duration is text with a unit, like 30s, 5m or 1h30m, not a boolean")
     if isinstance(value, int | float):
-        if value < 0:
-            raise ValueError("a duration cannot be negative")
-        return _seconds(float(value), value)
+        raise ValueError(f"a duration needs a unit: {show(value)} is a bare number; write e.g. 30s, 5m or 1h30m")
     if not isinstance(value, str):
-        raise ValueError(f"a duration must be like 30s, 5m or 1h, not {type(value).__name__}")
-    text = value.strip()
-    if not _DURATION_RE.match(text):
-        raise ValueError(f"{value!r} is not a duration; use a number with a unit: 30s, 5m, 1h, 1h30m")
-    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(text))
+        raise ValueError(f"a duration is text with a unit, like 30s, 5m or 1h30m, not {type(value).__name__}")
+    if len(value) > DURATION_MAX_LENGTH or not _DURATION_RE.match(value):
+        raise ValueError(
+            f"{show(value)} is not a duration; use a number with a unit: 250ms, 30s, 5m, 1h30m (units ms, s, m, h)"
+        )
+    seconds = sum(float(n) * _UNIT_SECONDS[u] for n, u in _PART_RE.findall(value))
     return _seconds(seconds, value)
 
 
@@ -38,7 +49,7 @@ def _seconds(seconds: float, original: Any) -> timedelta:
     try:
         return timedelta(seconds=seconds)
     except OverflowError:
-        raise ValueError(f"{original!r} is too long a duration") from None
+        raise ValueError(f"{show(original)} is too long a duration") from None
 
 
 def format_duration(value: timedelta) -> str:
@@ -59,17 +70,15 @@ def parse_ratio(value: Any) -> float:
     if isinstance(value, bool):
         raise ValueError("a ratio must be like 1% or 0.01, not a boolean")
     if isinstance(value, str):
-        text = value.strip()
-        try:
-            number = float(text[:-1]) / 100.0 if text.endswith("%") else float(text)
-        except ValueError:
-            raise ValueError(f"{value!r} is not a ratio; use a percentage (1%) or a fraction (0.01)") from None
+        if len(value) > 32 or not _RATIO_RE.match(value):
+            raise ValueError(f"{show(value)} is not a ratio; use a percentage (1%) or a fraction (0.01)")
+        number = float(value[:-1]) / 100.0 if value.endswith("%") else float(value)
     elif isinstance(value, int | float):
         number = float(value)
     else:
         raise ValueError(f"a ratio must be like 1% or 0.01, not {type(value).__name__}")
     if not 0.0 <= number <= 1.0:
-        raise ValueError(f"{value!r} is outside 0%..100%")
+        raise ValueError(f"{show(value)} is outside 0%..100%")
     return number
 
 
@@ -83,7 +92,12 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     PlainSerializer(format_duration, return_type=str),
     WithJsonSchema(
-        {"type": "string", "pattern": r"^([0-9]+(\.[0-9]+)?(ms|s|m|h|d))+$", "examples": ["30s", "5m", "1h"]}
+        {
+            "type": "string",
+            "pattern": DURATION_PATTERN,
+            "maxLength": DURATION_MAX_LENGTH,
+            "examples": ["30s", "5m", "1h"],
+        }
     ),
 ]
 
@@ -94,7 +108,7 @@ Ratio = Annotated[
     WithJsonSchema(
         {
             "anyOf": [
-                {"type": "string", "pattern": r"^[0-9]+(\.[0-9]+)?%$"},
+                {"type": "string", "pattern": RATIO_PATTERN, "maxLength": 32},
                 {"type": "number", "minimum": 0, "maximum": 1},
             ],
             "examples": ["1%", 0.01],

@@ -10,12 +10,13 @@ call: retrying lives in ``rollout.runtime.retrying``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Any, Protocol
 
 from rollout.core.matches import RouteMatch
 from rollout.core.states import Weights
+from rollout.kube.client import Resource
 
 WriteGuard = Callable[[], None]
 """Called immediately before every write; raises ``NotLeader`` when this replica must not write."""
@@ -34,6 +35,14 @@ class RouteOwner:
     name: str
     namespace: str
     uid: str = ""
+
+
+class RouteReader(Protocol):
+    """Where a router reads route objects from (an informer cache), and tells about its writes."""
+
+    def __call__(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]: ...
+
+    def written(self, resource: Resource, obj: Mapping[str, Any]) -> None: ...
 
 
 class Router(Protocol):

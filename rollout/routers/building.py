@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from rollout.kube.client import KubeClient
 from rollout.policy.models import RouterSpec
-from rollout.routers.base import Router, WriteGuard
+from rollout.routers.base import Router, RouteReader, WriteGuard
 from rollout.routers.gatewayroute import GatewayRouteRouter
 from rollout.routers.httproute import HTTPRouteRouter
 from rollout.routers.virtualrouter import VirtualRouterRouter
@@ -19,13 +19,16 @@ def router_for(
     namespace: str,
     stable: str,
     canary: str,
+    *,
     client: KubeClient,
     guard: WriteGuard | None = None,
+    reader: RouteReader | None = None,
 ) -> Router:
-    """The router ``spec`` names, in ``namespace``, moving weight between ``stable`` and ``canary``."""
+    """The router ``spec`` names, in ``namespace``, moving weight between ``stable`` and ``canary``
+    (reading through ``reader`` when given, e.g. an informer cache)."""
     if spec.gateway_route is not None:
-        return GatewayRouteRouter(client, spec.gateway_route, namespace, stable, canary, guard=guard)
+        return GatewayRouteRouter(client, spec.gateway_route, namespace, stable, canary, guard=guard, reader=reader)
     if spec.virtual_router is not None:
-        return VirtualRouterRouter(client, spec.virtual_router, namespace, stable, canary, guard=guard)
+        return VirtualRouterRouter(client, spec.virtual_router, namespace, stable, canary, guard=guard, reader=reader)
     assert spec.http_route is not None  # RouterSpec guarantees exactly one router
-    return HTTPRouteRouter(client, spec.http_route, namespace, stable, canary, guard=guard)
+    return HTTPRouteRouter(client, spec.http_route, namespace, stable, canary, guard=guard, reader=reader)

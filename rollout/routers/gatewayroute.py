@@ -21,7 +21,7 @@ from rollout.errors import BackendNotInRoute, KubeNotFound, MatchDrifted, RouteS
 from rollout.kube.client import KubeClient, Resource
 from rollout.policy.models import GatewayRouteRef
 from rollout.routers import companion
-from rollout.routers.base import RouteOwner, WriteGuard
+from rollout.routers.base import RouteOwner, RouteReader, WriteGuard
 from rollout.routers.companion import RouteBlock
 from rollout.routers.patching import (
     KubeRouteRouter,
@@ -55,8 +55,9 @@ class GatewayRouteRouter(KubeRouteRouter):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
-        super().__init__(client, ref.name, namespace, stable, canary, guard=guard)
+        super().__init__(client, ref.name, namespace, stable, canary, guard=guard, reader=reader)
         self.route_type = ref.route_type
 
     def block(self, obj: dict[str, Any]) -> RouteBlock:
@@ -160,6 +161,7 @@ class GatewayRouteRouter(KubeRouteRouter):
         return companion.name_for(self.name)
 
     def _companion(self) -> dict[str, Any] | None:
+        """The companion as the API server has it now (never from a cache: a removal must be seen)."""
         try:
             return self.client.get(self.resource, self.namespace, self.companion_name)
         except KubeNotFound:
@@ -199,7 +201,7 @@ class GatewayRouteRouter(KubeRouteRouter):
         self, target: RouteMatch | None, *, expected: RouteMatch | None, check: bool, owner: RouteOwner | None
     ) -> RouteMatch | None:
         where = f"GatewayRoute {self.namespace}/{self.companion_name} (companion of {self.describe()})"
-        user = self.read()
+        user = self.read(fresh=True)
         with route_errors(where):
             found = self._companion()
             live = self._read_match(user, found)
@@ -218,14 +220,16 @@ class GatewayRouteRouter(KubeRouteRouter):
                 body = self._render_for(user)(target, owner)
                 self.guard()
                 if found is None:
-                    self.client.create(self.resource, self.namespace, body)
+                    written = self.client.create(self.resource, self.namespace, body)
                 else:
                     version = found.get("metadata", {}).get("resourceVersion")
                     ops = [
                         {"op": "test", "path": "/metadata/resourceVersion", "value": version},
                         {"op": "replace", "path": "/spec", "value": body["spec"]},
                     ]
-                    self.client.json_patch(self.resource, self.namespace, self.companion_name, ops)
+                    written = self.client.json_patch(self.resource, self.namespace, self.companion_name, ops)
+                if self.reader is not None:
+                    self.reader.written(self.resource, written)
         got = self.get_match()
         if got != target:
             raise MatchDrifted(f"{where}: wrote {target} but read back {got}")

@@ -21,7 +21,7 @@ from rollout.core.matches import RouteMatch
 from rollout.errors import BackendNotInRoute, RouteNotAccepted
 from rollout.kube.client import KubeClient, Resource
 from rollout.policy.models import HTTPRouteRef
-from rollout.routers.base import MANAGED_PREFIX, WriteGuard
+from rollout.routers.base import MANAGED_PREFIX, RouteReader, WriteGuard
 from rollout.routers.matching import foreign, gateway_condition, read_conditions, with_conditions
 from rollout.routers.patching import KubeRouteRouter, ManagedEntries, TargetList, backend_matches, pointer
 
@@ -44,8 +44,9 @@ class HTTPRouteRouter(KubeRouteRouter):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
-        super().__init__(client, ref.name, namespace, stable, canary, guard=guard)
+        super().__init__(client, ref.name, namespace, stable, canary, guard=guard, reader=reader)
         self.rule = ref.rule
         self.rule_name = ref.rule_name
 

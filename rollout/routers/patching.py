@@ -37,7 +37,7 @@ from rollout.errors import (
     WeightsDrifted,
 )
 from rollout.kube.client import KubeClient, Resource
-from rollout.routers.base import RouteOwner, WriteGuard
+from rollout.routers.base import RouteOwner, RouteReader, WriteGuard
 from rollout.routers.matching import foreign
 from rollout.routers.splitting import check_target, percent_split
 
@@ -212,6 +212,7 @@ class KubeRouteRouter(abc.ABC):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
         self.client = client
         self.name = name
@@ -219,6 +220,7 @@ class KubeRouteRouter(abc.ABC):
         self.stable = stable
         self.canary = canary
         self.guard: Callable[[], None] = guard or (lambda: None)
+        self.reader = reader
 
     def describe(self) -> str:
         return f"{self.resource.kind} {self.namespace}/{self.name}"
@@ -242,8 +244,11 @@ class KubeRouteRouter(abc.ABC):
 
     # --- the Protocol -----------------------------------------------------------------------
 
-    def read(self) -> dict[str, Any]:
+    def read(self, *, fresh: bool = False) -> dict[str, Any]:
+        """The route object: from the reader's cache when there is one (unless ``fresh``), else a GET."""
         with route_errors(self.describe()):
+            if self.reader is not None and not fresh:
+                return self.reader(self.resource, self.namespace, self.name)
             return self.client.get(self.resource, self.namespace, self.name)
 
     def get_weights(self) -> Weights:
@@ -254,7 +259,7 @@ class KubeRouteRouter(abc.ABC):
     def set_weights(self, target: Weights, *, expected: Weights | None) -> Weights:
         check_target(target)
         where = self.describe()
-        lists = self.locate(self.read())
+        lists = self.locate(self.read(fresh=True))
         live = lists[0].split(where)
         if expected is not None:
             drifted = [t for t in lists if t.split(where) != expected]
@@ -273,8 +278,10 @@ class KubeRouteRouter(abc.ABC):
             self._dry_run(ops)
         self.guard()
         with route_errors(where):
-            self.client.json_patch(self.resource, self.namespace, self.name, ops)
-        return self._verify(target)
+            written = self.client.json_patch(self.resource, self.namespace, self.name, ops)
+        if self.reader is not None:
+            self.reader.written(self.resource, written)
+        return self._verify(target, written)
 
     def get_match(self) -> RouteMatch | None:
         return self.managed(self.read()).match()
@@ -284,7 +291,7 @@ class KubeRouteRouter(abc.ABC):
     ) -> RouteMatch | None:
         del owner  # entries inside the user's object carry no labels: they are known by name
         where = self.describe()
-        entries = self.managed(self.read())
+        entries = self.managed(self.read(fresh=True))
         live = entries.match()
         if check and live != expected:
             raise MatchDrifted(
@@ -298,10 +305,12 @@ class KubeRouteRouter(abc.ABC):
         ]
         self.guard()
         with route_errors(where):
-            self.client.json_patch(self.resource, self.namespace, self.name, ops)
-        got = self.get_match()
+            written = self.client.json_patch(self.resource, self.namespace, self.name, ops)
+        if self.reader is not None:
+            self.reader.written(self.resource, written)
+        got = self.managed(written).match()
         if got != target:
-            raise MatchDrifted(f"{where}: wrote the managed route {target} but read back {got}")
+            raise MatchDrifted(f"{where}: wrote the managed route {target} but the API server stored {got}")
         return got
 
     def _dry_run(self, ops: list[dict[str, Any]]) -> None:
@@ -312,17 +321,17 @@ class KubeRouteRouter(abc.ABC):
             if t.items is None:
                 raise self.schema_error(t.path)
 
-    def _verify(self, target: Weights) -> Weights:
+    def _verify(self, target: Weights, written: dict[str, Any]) -> Weights:
+        """Check the object the API server stored (the PATCH's answer) carries ``target``."""
         where = self.describe()
-        lists = self.locate(self.read())
+        lists = self.locate(written)
         for t in lists:
             got = t.split(where)
             if t.items is None and got != target:
                 raise self.schema_error(t.path)
             if got != target:
                 raise WeightsDrifted(
-                    f"{where}: wrote {target} but read back {got} at {t.path}; another writer "
-                    "changed the weights right after this write",
+                    f"{where}: wrote {target} but the API server stored {got} at {t.path}",
                     canary=got.canary,
                     stable=got.stable,
                 )

@@ -19,7 +19,7 @@ from rollout.core.matches import RouteMatch
 from rollout.errors import BackendNotInRoute, RouterError, RouteSchemaError
 from rollout.kube.client import KubeClient, Resource
 from rollout.policy.models import VirtualRouterRef
-from rollout.routers.base import MANAGED_PREFIX, WriteGuard
+from rollout.routers.base import MANAGED_PREFIX, RouteReader, WriteGuard
 from rollout.routers.matching import appmesh_condition, appmesh_query, foreign, read_conditions, with_conditions
 from rollout.routers.patching import (
     KubeRouteRouter,
@@ -53,8 +53,9 @@ class VirtualRouterRouter(KubeRouteRouter):
         canary: str,
         *,
         guard: WriteGuard | None = None,
+        reader: RouteReader | None = None,
     ) -> None:
-        super().__init__(client, ref.name, namespace, stable, canary, guard=guard)
+        super().__init__(client, ref.name, namespace, stable, canary, guard=guard, reader=reader)
         self.route = ref.route
 
     def describe(self) -> str:

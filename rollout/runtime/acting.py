@@ -50,7 +50,9 @@ class Telemetry(Protocol):
         verdict: Verdict | None,
     ) -> None: ...
 
-    def ended(self, namespace: str, name: str, phase: str) -> None: ...
+    def promoted(self, namespace: str, name: str) -> None: ...
+
+    def rolled_back(self, namespace: str, name: str) -> None: ...
 
     def forget(self, namespace: str, name: str) -> None: ...
 
@@ -88,7 +90,7 @@ class Actor:
         acknowledger: Acknowledger,
         notifications: Notifications,
         events: Events | None,
-        guard: Callable[[str], None],
+        guard: Callable[[str], object],
         telemetry: Telemetry,
         identity: str,
     ) -> None:
@@ -185,7 +187,10 @@ class Actor:
             verdict=s.verdict,
         )
         if s.phase.final and was is not s.phase:
-            self.telemetry.ended(namespace, name, s.phase.value)
+            if s.phase is Phase.PROMOTED:
+                self.telemetry.promoted(namespace, name)
+            else:  # rolled back or aborted: the traffic went back to stable
+                self.telemetry.rolled_back(namespace, name)
 
     def _write(self, obj: RolloutObject, router: Router | None, action: SetWeights | SetMatch, now: datetime) -> None:
         key = obj.key

@@ -1,49 +1,68 @@
-"""``rollout run``: wires settings to adapters, the reconciler, the scheduler, leader election, the
-watch, the policy directory and the HTTP server, and shuts them down gracefully on SIGTERM.
+"""``rollout run``: wires settings to adapters, caches, leadership, the reconciler, the scheduler,
+the metrics batches, notifications and the HTTP servers, and shuts them down gracefully on SIGTERM.
 
-Owns process lifetime only. Shutdown order: stop scheduling new work, let the reconcile in
-flight finish its write (bounded by ``shutdown_grace_seconds``), stop the watch and the server,
-then release the lease so a standby takes over at once.
+Owns process lifetime only. Start-up: the HTTP servers, the informers (Rollouts, RolloutCommands,
+routes) until they have listed once, the shard leases, then scheduling. Every rollout belongs to
+one shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
+reconciles it and writes for it. Shutdown order: stop scheduling new work, let reconciles in flight
+finish their writes (bounded by ``shutdown_grace_seconds``), flush queued notifications, stop the
+caches and servers, then release the leases so another replica takes over at once.
 """
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import logging
 import os
 import signal
 import socket
 import threading
-from datetime import UTC, datetime
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
 from typing import Any
 
 from rollout.core.states import Command
-from rollout.errors import KubeError
+from rollout.errors import KubeError, NotLeader
+from rollout.kube.access import AccessReviews, admission_policy_installed, whoami
 from rollout.kube.client import KubeClient
+from rollout.kube.commands import POLICY_NAME, ROLLOUT_COMMANDS, CommandObject, CommandObjects, command_body
 from rollout.kube.events import EventRecorder
-from rollout.kube.leases import LeaseStore
-from rollout.kube.rollouts import COMMANDS_ANNOTATION, RolloutObjects
+from rollout.kube.informers import Informer
+from rollout.kube.leases import LeaseCache
+from rollout.kube.rollouts import ROLLOUTS, RolloutObjects
+from rollout.kube.stores import CachedReader, CommandStore, RolloutStore
+from rollout.kube.watches import KubeListWatch
 from rollout.metrics.prometheus import PrometheusProvider
 from rollout.notifiers.base import Notifier
 from rollout.notifiers.null import NullNotifier
 from rollout.notifiers.slack import SlackNotifier
-from rollout.policy.models import Rollout
+from rollout.policy.models import RouterSpec
 from rollout.routers.base import Router
 from rollout.routers.building import router_for
+from rollout.routers.gatewayroute import GATEWAY_ROUTES
+from rollout.routers.httproute import HTTP_ROUTES
+from rollout.routers.virtualrouter import VIRTUAL_ROUTERS
+from rollout.runtime.acting import Actor
 from rollout.runtime.batching import MetricsBatcher
+from rollout.runtime.delivering import Delivery
+from rollout.runtime.gathering import vet
+from rollout.runtime.inmemory import AlwaysLeader
 from rollout.runtime.interacting import SlackInteractions
-from rollout.runtime.leadership import LeaseElector
+from rollout.runtime.leadership import ShardedElector
 from rollout.runtime.reconciling import Capacity, Reconciler
 from rollout.runtime.retrying import KUBE_WRITES, METRICS_READS
-from rollout.runtime.scheduling import RolloutScheduler
+from rollout.runtime.scheduling import Periodic, RolloutScheduler, SchedulerStats
 from rollout.runtime.serving import DaemonServer, Interactions
 from rollout.runtime.syncing import PolicyDirectory
 from rollout.runtime.telemetry import Telemetry
-from rollout.runtime.watching import RolloutWatcher
 from rollout.settings import Settings
 
 log = logging.getLogger("rollout.daemon")
+ROUTES = (GATEWAY_ROUTES, VIRTUAL_ROUTERS, HTTP_ROUTES)
+_ACTIVE = frozenset({"Progressing", "Paused", "AwaitingApproval", "Promoting", "RollingBack"})
 
 
 def kube_client(settings: Settings) -> KubeClient:
@@ -67,58 +86,88 @@ class Daemon:
         self.settings = settings
         self.client = kube_client(settings)
         self.identity = settings.leader.identity or f"{socket.gethostname()}-{os.getpid()}"
+        self.username = self.identity  # replaced by the API server's answer at start-up (whoami)
         self.telemetry = Telemetry()
-        self.objects = RolloutObjects(self.client)
-        self.elector: LeaseElector | None = None
-        if settings.leader.enabled:
-            lead = settings.leader
-            self.elector = LeaseElector(
-                LeaseStore(self.client, lead.namespace, lead.name),
+        namespaces = list(settings.watch_namespaces)
+        self.rollout_cache = Informer(KubeListWatch(self.client, ROLLOUTS), namespaces=namespaces)
+        self.command_cache = Informer(KubeListWatch(self.client, ROLLOUT_COMMANDS), namespaces=namespaces)
+        self.route_caches = {r: Informer(KubeListWatch(self.client, r), namespaces=namespaces) for r in ROUTES}
+        self.reader = CachedReader(self.client, self.route_caches)
+        self.rollouts = RolloutStore(self.rollout_cache, RolloutObjects(self.client))
+        self.commands = CommandStore(self.command_cache, CommandObjects(self.client))
+        lead = settings.leader
+        self.leases: LeaseCache | None = None
+        self.elector: ShardedElector | None = None
+        if lead.enabled:
+            self.leases = LeaseCache(self.client, lead.namespace)
+            self.elector = ShardedElector(
+                self.leases,
                 self.identity,
+                name=lead.name,
+                shards=lead.shards,
+                expected_replicas=lead.expected_replicas,
                 lease_seconds=lead.lease_seconds,
                 renew_deadline_seconds=lead.renew_deadline_seconds,
                 retry_seconds=lead.retry_seconds,
-                on_change=lambda leader: self.telemetry.leader.set(int(leader)),
+                on_change=self._shards_changed,
             )
-        guard = self.elector.guard if self.elector else _always
-        is_leader = self.elector.is_leader if self.elector else (lambda: True)
-        self.provider = PrometheusProvider(settings.prometheus, call=METRICS_READS.call)
-        self.events = EventRecorder(self.client, instance=self.identity)
-        self.reconciler = Reconciler(
-            objects=self.objects,
-            router_for=self._router_for(guard),
-            batcher=MetricsBatcher(self.provider),
-            notifier=self._notifier(),
-            events=self.events,
-            guard=guard,
-            capacity=Capacity(settings.max_concurrent_rollouts),
-            telemetry=self.telemetry,
-            clock=_now,
-            default_interval=settings.default_interval_seconds,
+        self.leadership: ShardedElector | AlwaysLeader = self.elector or AlwaysLeader()
+        endpoints = {"default": settings.prometheus, **settings.prometheus_endpoints}
+        self.provider = PrometheusProvider(endpoints, call=METRICS_READS.call)
+        self.batcher = MetricsBatcher(
+            self.provider, delay_seconds=settings.metrics_delay_seconds, on_batch=self._batched
         )
+        self.delivery = Delivery(self._notifier(), on_drop=lambda: self.telemetry.api_error("NotificationDropped"))
+        self.events = EventRecorder(self.client, instance=self.identity)
+        self.access = AccessReviews(self.client)
+        self._policy_installed = not settings.commands.require_admission_policy
+        self._policy_checked = False
+        self.actor = Actor(
+            acknowledger=self.commands,
+            notifications=self.delivery,
+            events=self.events,
+            guard=self.leadership.guard,
+            telemetry=self.telemetry,
+            identity=self.identity,
+        )
+        self.reconciler = Reconciler(
+            rollouts=self.rollouts,
+            commands=self.commands,
+            router_for=self._router_for,
+            readings=self.batcher,
+            actor=self.actor,
+            leadership=self.leadership,
+            capacity=Capacity(settings.max_concurrent_rollouts),
+            clock=_now,
+            identity=self.username,
+            allowed=self._allowed,
+            commands_verified=lambda: self._policy_installed,
+            vet=vet(settings.tenancy.cross_namespace, tuple(endpoints), settings.prometheus_policy_addresses),
+            retry_seconds=settings.default_interval_seconds,
+            flush_seconds=settings.status_flush_seconds,
+            reconcile_seconds=self.telemetry.reconciled,
+        )
+        self.scheduler = RolloutScheduler(
+            self.reconciler.reconcile,
+            workers=settings.workers,
+            stats=SchedulerStats(
+                lag=self.telemetry.scheduled,
+                backlog=self.telemetry.set_backlog,
+                coalesced=self.telemetry.coalesced,
+                crashed=lambda: self.telemetry.reconcile_error("crash"),
+            ),
+        )
+        self.periodic = Periodic()
         self.policies: PolicyDirectory | None = None
         if settings.policy_dir is not None:
             self.policies = PolicyDirectory(
                 settings.policy_dir,
-                self.objects,
+                RolloutObjects(self.client),
                 events=self.events,
-                guard=guard,
+                guard=self._guard_policies,
                 clock=_now,
-                on_applied=self._applied,
+                on_applied=lambda ns, name: self.scheduler.wake(f"{ns}/{name}"),
             )
-        self.scheduler = RolloutScheduler(
-            reconciler=self.reconciler,
-            objects=self.objects,
-            namespaces=settings.watch_namespaces,
-            is_leader=is_leader,
-            resync_seconds=settings.resync_seconds,
-            default_interval=settings.default_interval_seconds,
-            workers=settings.workers,
-            policy_sync=self.policies.sync if self.policies else None,
-            policy_poll_seconds=settings.policy_poll_seconds,
-        )
-        self._seen: dict[str, tuple[Any, ...]] = {}
-        self.watcher = RolloutWatcher(self.client, settings.watch_namespaces, self._changed)
         self.server = DaemonServer(
             settings.host,
             settings.port,
@@ -126,8 +175,13 @@ class Daemon:
             healthy=self._healthy,
             ready=self._ready,
             interactions=self._interactions(),
+            interactions_host=settings.interactions_host,
+            interactions_port=settings.interactions_port,
         )
         self._stop = threading.Event()
+        self._handlers()
+
+    # --- wiring ------------------------------------------------------------------------------
 
     def _notifier(self) -> Notifier:
         slack = self.settings.slack
@@ -158,64 +212,212 @@ class Daemon:
             return None
 
         def submit(namespace: str, name: str, command: Command) -> None:
-            KUBE_WRITES.call(lambda: self.objects.add_command(namespace, name, command))
+            """A verified Slack click becomes a RolloutCommand recorded by the daemon itself."""
+            rollout = self.rollout_cache.get(namespace, name)
+            uid = str(((rollout or {}).get("metadata") or {}).get("uid") or "") or None
+            body = command_body(
+                namespace,
+                name,
+                command.kind,
+                by=self.username,
+                reason=command.reason,
+                ref=command.ref,
+                slack_user=command.by.removeprefix("slack:"),
+                rollout_uid=uid,
+            )
+            KUBE_WRITES.call(lambda: self.commands.objects.create(body))
             self.scheduler.wake(f"{namespace}/{name}")
 
         return SlackInteractions(secret.get_secret_value(), submit, self._approvers_for, _now).handle
 
-    def _router_for(self, guard: Any) -> Any:
-        def build(policy: Rollout) -> Router:
-            return router_for(policy, self.client, guard)
+    def _router_for(self, spec: RouterSpec, namespace: str, stable: str, canary: str, key: str) -> Router:
+        """The run's router; its write guard checks, right before each PATCH, that this replica
+        still holds the shard of rollout ``key``."""
 
-        return build
+        def guard() -> None:
+            self.leadership.guard(key)
 
-    def _applied(self, namespace: str, name: str) -> None:
-        self.scheduler.ensure(namespace, name, self.settings.default_interval_seconds, now=True)
+        return router_for(spec, namespace, stable, canary, client=self.client, guard=guard, reader=self.reader)
 
-    def _changed(self, namespace: str, name: str, obj: dict[str, Any]) -> None:
-        """Wake a rollout when its spec or its commands change (not on our own status writes)."""
-        meta = obj.get("metadata") or {}
-        signature = (meta.get("generation"), (meta.get("annotations") or {}).get(COMMANDS_ANNOTATION))
-        key = f"{namespace}/{name}"
-        if self._seen.get(key) == signature:
-            return
-        first = key not in self._seen
-        self._seen[key] = signature
-        if not first:
+    def _allowed(self, user: str, groups: Sequence[str], verb: str, namespace: str, name: str) -> tuple[bool, str]:
+        return self.access.allowed(
+            user, groups, verb=verb, group=ROLLOUTS.group, resource=ROLLOUTS.plural, namespace=namespace, name=name
+        )
+
+    def _guard_policies(self) -> None:
+        """Policy files are applied by the replica that holds shard 0 only."""
+        if self.elector is not None and not self.elector.holds(0):
+            raise NotLeader(f"{self.identity} does not hold shard 0, which applies the policy directory")
+
+    # --- reacting to the caches and the leases ------------------------------------------------
+
+    def _handlers(self) -> None:
+        self.rollout_cache.add_handlers(self._rollout_added, self._rollout_updated, self._rollout_deleted)
+        self.command_cache.add_handlers(self._command_added, None, None)
+        for cache in self.route_caches.values():
+            cache.add_handlers(None, self._route_updated, None)
+
+    def _wake(self, key: str) -> None:
+        if self.leadership.owns(key):
             self.scheduler.wake(key)
+
+    def _rollout_added(self, obj: Mapping[str, Any]) -> None:
+        self._wake(_key(obj))
+
+    def _rollout_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        before, after = old.get("metadata") or {}, new.get("metadata") or {}
+        if before.get("generation") != after.get("generation") or after.get("deletionTimestamp"):
+            self._wake(_key(new))  # a spec change; our own status writes change nothing here
+
+    def _rollout_deleted(self, obj: Mapping[str, Any]) -> None:
+        key = _key(obj)
+        self.scheduler.remove(key)
+        self.reconciler.forget(key)
+
+    def _command_added(self, obj: Mapping[str, Any]) -> None:
+        command = CommandObject(obj)
+        if command.rollout and not command.handled:
+            self._wake(f"{command.namespace}/{command.rollout}")
+
+    def _route_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if (old.get("spec") or {}) == (new.get("spec") or {}):
+            return
+        namespace = str((new.get("metadata") or {}).get("namespace", ""))
+        for rollout in self.rollout_cache.list():
+            status = rollout.get("status") or {}
+            # a route edit may be drift: active rollouts on routes of that namespace look now
+            if status.get("phase") in _ACTIVE and _route_namespace(rollout, namespace):
+                self._wake(_key(rollout))
+
+    def _batched(self, keys: Sequence[str]) -> None:
+        for key in keys:
+            self._wake(key)
+
+    def _shards_changed(self, owned: frozenset[int]) -> None:
+        shards = self.settings.leader.shards
+        self.telemetry.set_leader(owned, shards=shards)
+        log.warning("shards changed", extra={"event": "rollout.leadership", "shards": sorted(owned)})
+        for obj in self.rollout_cache.list():
+            self._wake(_key(obj))
+
+    # --- periodic jobs -------------------------------------------------------------------------
+
+    def _resync(self) -> None:
+        """The safety net: every cached rollout this replica owns is scheduled; batches exist for
+        every interval in use; gone rollouts are forgotten."""
+        cached = {_key(o) for o in self.rollout_cache.list()}
+        for key in cached - self.scheduler.known():
+            self._wake(key)
+        for key in self.scheduler.known() - cached:
+            self.scheduler.remove(key)
+            self.reconciler.forget(key)
+        for interval in self.batcher.intervals():
+            job = f"batch-{interval:g}"
+            if not self.periodic.has(job):
+                self.periodic.every(job, interval, functools.partial(self._collect, interval), aligned=True)
+
+    def _collect(self, interval: float) -> None:
+        try:
+            self.batcher.collect(interval)
+        except Exception:  # a failing batch must not kill the job; the next slot tries again
+            log.exception("metrics batch failed", extra={"event": "rollout.batch-failed"})
+
+    def _check_policy(self) -> None:
+        """Is the admission policy that vouches for ``spec.by`` installed (and bound)?"""
+        if not self.settings.commands.require_admission_policy:
+            self._policy_installed = True
+            return
+        try:
+            installed = admission_policy_installed(self.client, POLICY_NAME)
+        except KubeError as e:
+            log.warning("cannot check the admission policy", extra={"event": "rollout.api-error", "error": str(e)})
+            return
+        if not installed and (self._policy_installed or not self._policy_checked):
+            log.error(
+                "the admission policy for RolloutCommands is not installed: commands are refused",
+                extra={"event": "rollout.no-admission-policy", "policy": POLICY_NAME},
+            )
+        self._policy_installed, self._policy_checked = installed, True
+
+    def _clean_commands(self) -> None:
+        retention = timedelta(seconds=self.settings.commands.retention_seconds)
+        for command in self.commands.expired(_now(), retention):
+            if not self.leadership.owns(f"{command.namespace}/{command.rollout}"):
+                continue
+            with contextlib.suppress(KubeError):
+                self.commands.objects.delete(command)
+
+    def _sync_policies(self) -> None:
+        if self.policies is None:
+            return
+        try:
+            self.policies.sync()
+        except NotLeader:
+            return
+
+    # --- health --------------------------------------------------------------------------------
 
     def _healthy(self) -> tuple[bool, str]:
         return (not self._stop.is_set(), "ok" if not self._stop.is_set() else "shutting down")
 
     def _ready(self) -> tuple[bool, str]:
-        last = self.scheduler.last_resync_ok
-        if last is None:
-            return False, "waiting for the first list of Rollouts"
-        age = (datetime.now(UTC) - last).total_seconds()
-        if age > 3 * self.settings.resync_seconds + 10:
-            return False, f"the last successful list of Rollouts was {age:.0f}s ago"
-        role = "leader" if self.elector is None or self.elector.is_leader() else "standby"
-        return True, f"ok ({role})"
+        caches = {"rollouts": self.rollout_cache, "rolloutcommands": self.command_cache}
+        waiting = [name for name, cache in caches.items() if not cache.has_synced()]
+        if waiting:
+            return False, f"waiting for the first list of {', '.join(waiting)}"
+        if self.elector is None:
+            return True, "ok (leader election off)"
+        owned = sorted(self.elector.owned())
+        return True, f"ok (shards {owned or 'none'} of {self.settings.leader.shards})"
+
+    # --- life cycle ----------------------------------------------------------------------------
 
     def run(self) -> int:
         """Run until SIGTERM/SIGINT; returns the process exit code."""
         previous = {sig: signal.signal(sig, self._signal) for sig in (signal.SIGTERM, signal.SIGINT)}
         try:
             self.server.start()
+            try:
+                self.username = whoami(self.client).username
+                self.reconciler.identity = self.username
+            except KubeError as e:
+                log.warning("cannot tell who I am; Slack clicks are recorded as the replica", extra={"error": str(e)})
+            for cache in (self.rollout_cache, self.command_cache, *self.route_caches.values()):
+                cache.start()
+            if self.leases is not None:
+                self.leases.start()
+                self.leases.wait_synced(30)
+            self._check_policy()
+            self.delivery.start()
+            if self.elector is not None:
+                self.elector.start()
+            else:
+                self.telemetry.set_leader(True)
+            self.rollout_cache.wait_synced(60)
+            self.command_cache.wait_synced(60)
+            self.scheduler.start()
+            s = self.settings
+            self.periodic.every("resync", s.resync_seconds, self._resync)
+            self.periodic.every("admission-policy", 60.0, self._check_policy)
+            self.periodic.every("commands-cleanup", 60.0, self._clean_commands)
+            if self.policies is not None:
+                self.periodic.every("policy-files", s.policy_poll_seconds, self._sync_policies)
+            self.periodic.start()
+            self._resync()
+            self._sync_policies()
             log.info(
                 "started",
                 extra={
                     "event": "rollout.started",
                     "identity": self.identity,
+                    "user": self.username,
                     "port": self.server.port,
-                    "namespaces": ",".join(self.settings.watch_namespaces) or "all",
-                    "policy_dir": str(self.settings.policy_dir or ""),
+                    "interactions_port": self.server.interactions_port or "",
+                    "namespaces": ",".join(s.watch_namespaces) or "all",
+                    "policy_dir": str(s.policy_dir or ""),
+                    "shards": s.leader.shards if self.elector else 0,
                 },
             )
-            if self.elector is not None:
-                self.elector.start()
-            self.scheduler.start()
-            self.watcher.start()
             self._stop.wait()
         finally:
             self.shutdown()
@@ -233,18 +435,30 @@ class Daemon:
 
     def shutdown(self) -> None:
         self._stop.set()
+        self.periodic.shutdown()
         self.scheduler.shutdown(timeout=self.settings.shutdown_grace_seconds)
-        self.watcher.stop()
+        self.delivery.stop(timeout=5.0)
+        for cache in (self.rollout_cache, self.command_cache, *self.route_caches.values()):
+            cache.stop()
         self.server.stop()
         if self.elector is not None:
             self.elector.stop(release=True)
+        if self.leases is not None:
+            self.leases.stop()
         self.provider.close()
         self.client.close()
         log.info("stopped", extra={"event": "rollout.stopped", "identity": self.identity})
 
 
-def _always() -> None:
-    return None
+def _key(obj: Mapping[str, Any]) -> str:
+    meta = obj.get("metadata") or {}
+    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
+
+
+def _route_namespace(rollout: Mapping[str, Any], namespace: str) -> bool:
+    state = (rollout.get("status") or {}).get("state") or {}
+    meta = rollout.get("metadata") or {}
+    return (state.get("routeNamespace") or meta.get("namespace")) == namespace
 
 
 def _now() -> datetime:

@@ -64,9 +64,11 @@ class Readings(Protocol):
 
 
 class Leadership(Protocol):
+    """Which rollouts this replica may reconcile, and the check before each write (raises NotLeader)."""
+
     def owns(self, key: str) -> bool: ...
 
-    def guard(self, key: str) -> None: ...
+    def guard(self, key: str) -> object: ...
 
 
 @dataclass(frozen=True)
@@ -107,7 +109,7 @@ class Capacity:
 class Reconciler:
     rollouts: Rollouts
     commands: Commands
-    router_for: Callable[[RouterSpec, str, str, str], Router]  # (router, its namespace, stable, canary)
+    router_for: Callable[[RouterSpec, str, str, str, str], Router]  # (router, its namespace, stable, canary, key)
     readings: Readings
     actor: Actor
     leadership: Leadership
@@ -183,7 +185,7 @@ class Reconciler:
         if policy is not None and not invalid:
             self.policies[key] = policy
         run_policy = policy if policy is not None and not invalid else self.policies.get(key)
-        router = self._router(run_policy, state, namespace)
+        router = self._router(run_policy, state, namespace, key)
         with_match = reads_match(state, run_policy is not None and any(s.match for s in run_policy.spec.steps))
         live, match, problem = live_route(router, with_match=with_match) if router is not None else (None, None, None)
         pending = self.commands.pending(namespace, name)
@@ -240,18 +242,17 @@ class Reconciler:
         log.info(decision.reason or decision.state.message, extra=_fields(key, decision))
         return Outcome(key, decision.state.phase, _next(decision, now), decision, wrote_status=wrote)
 
-    def _router(self, policy: Rollout | None, state: RolloutState, namespace: str) -> Router | None:
+    def _router(self, policy: Rollout | None, state: RolloutState, namespace: str, key: str) -> Router | None:
         """The run's own route and backends while a run is active (a new spec cannot redirect it)."""
         if state.phase.active and state.router is not None and state.stable_backend and state.canary_backend:
-            return self.router_for(
-                state.router, state.route_namespace or namespace, state.stable_backend, state.canary_backend
-            )
+            route_ns = state.route_namespace or namespace
+            return self.router_for(state.router, route_ns, state.stable_backend, state.canary_backend, key)
         if policy is None:
             return None
         stable, canary = policy.spec.stable, policy.spec.canary
         if state.phase.active and state.stable_backend and state.canary_backend:
             stable, canary = state.stable_backend, state.canary_backend
-        return self.router_for(policy.spec.router, policy.route_namespace(), stable, canary)
+        return self.router_for(policy.spec.router, policy.route_namespace(), stable, canary, key)
 
     def _metrics_request(self, policy: Rollout | None, state: RolloutState, key: str) -> None:
         if policy is not None and state.phase.active:

@@ -29,6 +29,7 @@ from apscheduler.triggers.interval import IntervalTrigger
 from rollout.runtime.reconciling import Outcome
 
 log = logging.getLogger("rollout.scheduling")
+_EPSILON = 0.001  # due times within a millisecond of now are due (datetime rounds to microseconds)
 
 
 @dataclass
@@ -168,7 +169,7 @@ class RolloutScheduler:
                         heapq.heappop(self._heap)  # stale
                         continue
                     break
-                if self._heap and self._heap[0][0] <= now:
+                if self._heap and self._heap[0][0] <= now + _EPSILON:
                     at, _, key = heapq.heappop(self._heap)
                     entry = self._entries[key]
                     entry.running = True

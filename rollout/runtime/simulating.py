@@ -1,28 +1,41 @@
-"""``rollout simulate``: run the real engine through a whole rollout on a fake clock.
+"""``rollout simulate``: the daemon's own shell through a whole rollout, on a fake clock.
 
-Owns the simulation loop and its scenarios (healthy, error-spike, latency-spike, no-traffic): it
-wires the in-memory router, metrics and notifier to ``decide`` exactly as the daemon wires the
-real adapters, so what the simulator shows is what the daemon would do. Deterministic for a seed.
-It must not touch the network or the real clock.
+Owns the simulation loop and its scenarios (healthy, error-spike, latency-spike, no-traffic). It
+runs the very code the daemon runs — ``Reconciler`` (observe, decide, persist, act), the scheduler's
+due-time rule (``RolloutScheduler``: ScheduleNext honoured, timers on time), aligned metrics
+batches (``MetricsBatcher``) — over in-memory adapters: a Rollout store with resourceVersions,
+the ``MemoryRouter``, the ``MemoryMetrics`` provider (cumulative counters scraped like Envoy's) and
+the ``MemoryNotifier``. So the timeline it prints is what the daemon would do with the same
+traffic, except for the time the API server, Prometheus and Slack take. Deterministic for a seed;
+it never touches the network or the real clock.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import Any
 
-from rollout.core.actions import Notify, RequestApproval, ScheduleNext, SetWeights
-from rollout.core.commanding import PAUSE_STEP
-from rollout.core.engine import decide
-from rollout.core.states import Command, CommandKind, Observations, Phase, RolloutState, Verdict
-from rollout.metrics.base import AnalysisRequest
+from pydantic import TypeAdapter
+
+from rollout.core.actions import ApprovalResolved, Notify, RequestApproval, SetWeights
+from rollout.core.persisting import load
+from rollout.core.states import CommandKind, PauseReason, Phase, RolloutState
+from rollout.core.verdicts import Verdict
 from rollout.metrics.memory import MemoryMetrics
+from rollout.notifiers.base import RolloutSnapshot
 from rollout.notifiers.memory import MemoryNotifier
-from rollout.policy.models import Rollout
+from rollout.policy.models import Rollout, RouterSpec
+from rollout.routers.base import Router
 from rollout.routers.memory import MemoryRouter
+from rollout.runtime.acting import Actor
+from rollout.runtime.batching import MetricsBatcher
+from rollout.runtime.inmemory import AlwaysLeader, InMemoryCommands, InMemoryRollouts, NullTelemetry
+from rollout.runtime.reconciling import Capacity, Outcome, Reconciler
+from rollout.runtime.scheduling import RolloutScheduler
 
 EPOCH = datetime(2026, 1, 1, tzinfo=UTC)
 SIMULATED_OPERATOR = "simulated-operator"
@@ -37,15 +50,15 @@ class Scenario(StrEnum):
 
 @dataclass(frozen=True)
 class Event:
-    """One tick of the simulation as the timeline and the JSON output show it."""
+    """One reconcile of the simulation, as the timeline and the JSON output show it."""
 
     seconds: float
     step: int  # 1-based; 0 before the run starts
     phase: str
-    canary: int
+    canary: int  # what the route carries
     stable: int
     decision: str
-    verdict: Verdict | None
+    verdict: Verdict | None  # the verdict given on this reconcile, if any
     actions: tuple[str, ...]
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +69,7 @@ class Event:
             "canaryWeight": self.canary,
             "stableWeight": self.stable,
             "decision": self.decision,
-            "verdict": self.verdict.to_dict() if self.verdict else None,
+            "verdict": _verdict_dict(self.verdict),
             "actions": list(self.actions),
         }
 
@@ -72,22 +85,64 @@ class Simulation:
     ended_at: float = 0.0
 
     def to_dict(self) -> dict[str, Any]:
-        verdict = self.state.verdict
+        observed = self.state.observed
         return {
             "rollout": self.policy.key,
             "scenario": self.scenario.value,
             "phase": self.state.phase.value,
-            "canaryWeight": self.state.weights.canary,
-            "stableWeight": self.state.weights.stable,
-            "step": self.state.step + 1,
+            "canaryWeight": observed.canary if observed else 0,
+            "stableWeight": observed.stable if observed else 100,
+            "step": self.state.number,
             "message": self.state.message,
             "endReason": self.state.end_reason,
             "durationSeconds": self.ended_at,
             "faultStartedAt": self.spike_at,
-            "lastVerdict": verdict.to_dict() if verdict else None,
+            "lastVerdict": _verdict_dict(self.state.verdict),
             "notifications": self.notes,
             "events": [e.to_dict() for e in self.events],
         }
+
+
+_VERDICT: TypeAdapter[Verdict] = TypeAdapter(Verdict)
+
+
+def _verdict_dict(verdict: Verdict | None) -> dict[str, Any] | None:
+    """A verdict as status stores it (camelCase, finite numbers)."""
+    if verdict is None:
+        return None
+    data: dict[str, Any] = _VERDICT.dump_python(verdict, mode="json", by_alias=True)
+    return data
+
+
+class _Clock:
+    def __init__(self) -> None:
+        self.now = EPOCH
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def seconds(self) -> float:
+        return self.now.timestamp()
+
+
+class _Direct:
+    """Notifications straight to the in-memory notifier (the daemon queues them; here time stands still)."""
+
+    def __init__(self, notifier: MemoryNotifier, notes: list[str]) -> None:
+        self.notifier, self.notes = notifier, notes
+
+    def notify(self, key: str, action: Notify, policy: Rollout | None) -> None:
+        self.notifier.notify(key, action)
+        self.notes.append(f"[{action.level.value}] {action.message}")
+
+    def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None:
+        self.notifier.request_approval(key, action)
+
+    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None:
+        self.notifier.approval_resolved(key, action)
+
+    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None:
+        self.notifier.update(snapshot)
 
 
 def simulate(
@@ -99,17 +154,26 @@ def simulate(
     seed: int = 7,
     approve_after: timedelta = timedelta(minutes=2),
     max_duration: timedelta = timedelta(hours=12),
+    scrape_seconds: float | None = None,
 ) -> Simulation:
     """Run one rollout of ``policy`` to its end (or to a pause nobody would lift) under ``scenario``.
 
     ``at_step`` (1-based) is the step at which the fault of ``error-spike``/``latency-spike`` starts.
     A simulated operator approves approval gates and resumes indefinite pause steps after
-    ``approve_after``; other pauses (drift, deadline) end the simulation, as nobody resumes them.
+    ``approve_after``; other pauses (drift, deadline, route errors) end the simulation, as nobody
+    resumes them. Prometheus scrapes every ``scrape_seconds`` (default: 15 s, or the analysis
+    interval if shorter).
     """
     spec = policy.spec
+    interval = spec.analysis.interval.total_seconds()
+    clock = _Clock()
     router = MemoryRouter(spec.stable, spec.canary, name=f"{spec.router.kind}/{spec.router.ref.name}")
-    live_share = _share_of(router, spec.stable, spec.canary, scenario)
-    metrics = MemoryMetrics(rps=rps, share=live_share, seed=seed)
+    metrics = MemoryMetrics(
+        rps=rps,
+        share=_share_of(router, spec.stable, spec.canary, scenario),
+        seed=seed,
+        scrape_seconds=scrape_seconds or min(15.0, interval),
+    )
     for metric in spec.analysis.metrics:  # healthy custom values: inside their bounds
         low, high = metric.min, metric.max
         metrics.custom_values[metric.name] = (
@@ -117,69 +181,105 @@ def simulate(
             if low is not None and high is not None
             else (high * 0.5 if high is not None else (low or 0.0) * 2 + 1)
         )
-    notifier = MemoryNotifier()
     sim = Simulation(policy=policy, scenario=scenario, state=RolloutState())
-    now = EPOCH
-    waiting_since: datetime | None = None
-    commands: tuple[Command, ...] = ()
-    for _ in range(100_000):
-        state = sim.state
-        faulty = scenario in (Scenario.ERROR_SPIKE, Scenario.LATENCY_SPIKE)
-        if faulty and sim.spike_at is None and state.phase.active and state.step + 1 >= at_step:
-            _inject(metrics, spec.canary, scenario)
-            sim.spike_at = (now - EPOCH).total_seconds()
-        live = router.get_weights()
-        request = AnalysisRequest.for_policy(policy)
-        sample = metrics.collect([request], now)[policy.key]
-        decision = decide(policy, state, Observations(weights=live, metrics=sample, commands=commands), now)
-        commands = ()
-        done: list[str] = []
-        next_at = now + spec.analysis.interval
-        for action in decision.actions:
-            if isinstance(action, SetWeights):
-                router.set_weights(action.target, expected=action.expected)
-                done.append(f"set {action.target} ({action.purpose.value})")
-            elif isinstance(action, Notify):
-                notifier.notify(policy.key, action)
-                sim.notes.append(f"[{action.level.value}] {action.message}")
-            elif isinstance(action, RequestApproval):
-                notifier.request_approval(policy.key, action)
-                done.append("approval requested")
-            elif isinstance(action, ScheduleNext):
-                next_at = max(now + timedelta(seconds=1), action.at)
-        sim.state = decision.state
-        sim.events.append(
-            Event(
-                seconds=(now - EPOCH).total_seconds(),
-                step=decision.state.step + 1 if decision.state.run_started_at else 0,
-                phase=decision.state.phase.value,
-                canary=decision.state.weights.canary,
-                stable=decision.state.weights.stable,
-                decision=decision.reason,
-                verdict=decision.state.verdict if decision.state.last_judged_at == now else None,
-                actions=tuple(done),
+    rollouts, commands = InMemoryRollouts(), InMemoryCommands()
+    key = rollouts.put(policy.model_dump(mode="json", by_alias=True, exclude_none=True))
+    namespace, _, name = key.partition("/")
+    batcher = MetricsBatcher(metrics, delay_seconds=0.0)
+
+    def route(spec_: RouterSpec, ns: str, stable: str, canary: str, key_: str) -> Router:
+        del spec_, ns, stable, canary, key_
+        return router
+
+    reconciler = Reconciler(
+        rollouts=rollouts,
+        commands=commands,
+        router_for=route,
+        readings=batcher,
+        actor=Actor(
+            acknowledger=commands,
+            notifications=_Direct(MemoryNotifier(), sim.notes),
+            events=None,
+            guard=lambda _: None,
+            telemetry=NullTelemetry(),
+            identity=SIMULATED_OPERATOR,
+        ),
+        leadership=AlwaysLeader(),
+        capacity=Capacity(1),
+        clock=clock,
+        identity="simulator",
+        commands_verified=lambda: True,
+    )
+
+    def recorded(ns: str, nm: str) -> Outcome:
+        before = sim.state
+        outcome = reconciler.reconcile(ns, nm)
+        decision = outcome.decision
+        if decision is not None:
+            state = decision.state
+            judged = state.verdict if state.judged_at != before.judged_at else None
+            sim.state = state
+            sim.events.append(
+                Event(
+                    seconds=(clock.now - EPOCH).total_seconds(),
+                    step=min(state.number, len(spec.steps)) if state.run_started_at else 0,
+                    phase=state.phase.value,
+                    canary=state.observed.canary if state.observed else 0,
+                    stable=state.observed.stable if state.observed else 100,
+                    decision=decision.reason,
+                    verdict=judged,
+                    actions=tuple(_describe(a) for a in decision.actions if _describe(a)),
+                )
             )
-        )
-        sim.ended_at = (now - EPOCH).total_seconds()
-        if decision.state.phase.final or now - EPOCH > max_duration:
+        return outcome
+
+    scheduler = RolloutScheduler(recorded, clock=clock.seconds)
+    next_slot = math.ceil(EPOCH.timestamp() / interval) * interval
+    waiting_since: datetime | None = None
+    scheduler.wake(key)
+    end = EPOCH + max_duration
+    while clock.now < end:
+        due = scheduler.due_in(key)
+        candidates = [next_slot]
+        if due is not None:
+            candidates.append(clock.seconds() + max(due, 0.0))
+        if waiting_since is not None:
+            candidates.append((waiting_since + approve_after).timestamp())
+        clock.now = datetime.fromtimestamp(math.ceil(min(candidates) * 1e6) / 1e6, UTC)
+        if clock.seconds() >= next_slot:
+            if batcher.collect(interval, clock.now):
+                scheduler.wake(key)
+            next_slot += interval
+        _inject(sim, metrics, canary=spec.canary, scenario=scenario, at_step=at_step, now=clock.now)
+        if waiting_since is not None and clock.now >= waiting_since + approve_after:
+            kind = CommandKind.APPROVE if sim.state.phase is Phase.AWAITING_APPROVAL else CommandKind.RESUME
+            commands.create(namespace, name, kind, by=SIMULATED_OPERATOR, at=clock.now)
+            waiting_since = None
+            scheduler.wake(key)
+        scheduler.run_due()
+        sim.state = load(rollouts.status(key).get("state") or {}) if rollouts.status(key) else sim.state
+        sim.ended_at = (clock.now - EPOCH).total_seconds()
+        phase, reason = sim.state.phase, sim.state.pause_reason
+        if phase.final:
             break
-        phase, reason = decision.state.phase, decision.state.pause_reason
-        if phase is Phase.PAUSED and reason != PAUSE_STEP:
-            break  # drift or deadline: a person would have to look; the simulation stops here
-        people_needed = phase is Phase.AWAITING_APPROVAL or (
-            phase is Phase.PAUSED and not _timed(policy, decision.state.step)
+        if phase is Phase.PAUSED and reason not in (PauseReason.STEP, None):
+            break  # drift, deadline, route error: a person would have to look
+        people = phase is Phase.AWAITING_APPROVAL or (
+            phase is Phase.PAUSED and reason is PauseReason.STEP and not _timed(policy, sim.state.step)
         )
-        if people_needed:
-            waiting_since = waiting_since or now
-            if now - waiting_since >= approve_after:
-                kind = CommandKind.APPROVE if phase is Phase.AWAITING_APPROVAL else CommandKind.RESUME
-                commands = (Command(kind=kind, by=SIMULATED_OPERATOR, at=now, id=f"sim-{kind.value}-{now:%s}"),)
-                waiting_since = None
-                next_at = now + timedelta(seconds=1)
-            else:
-                next_at = min(next_at, waiting_since + approve_after)
-        now = next_at
+        if people and waiting_since is None:
+            waiting_since = clock.now
     return sim
+
+
+def _describe(action: object) -> str:
+    if isinstance(action, SetWeights):
+        return f"set {action.target} ({action.purpose.value})"
+    if isinstance(action, RequestApproval):
+        return "approval requested"
+    if isinstance(action, ApprovalResolved):
+        return f"approval {action.resolution.value}"
+    return ""
 
 
 def _timed(policy: Rollout, step: int) -> bool:
@@ -201,9 +301,15 @@ def _share_of(router: MemoryRouter, stable: str, canary: str, scenario: Scenario
     return share
 
 
-def _inject(metrics: MemoryMetrics, canary: str, scenario: Scenario) -> None:
+def _inject(
+    sim: Simulation, metrics: MemoryMetrics, *, canary: str, scenario: Scenario, at_step: int, now: datetime
+) -> None:
+    faulty = scenario in (Scenario.ERROR_SPIKE, Scenario.LATENCY_SPIKE)
+    if not faulty or sim.spike_at is not None or not sim.state.phase.active or sim.state.number < at_step:
+        return
     profile = metrics.profile(canary)
     if scenario is Scenario.ERROR_SPIKE:
         profile.error_rate = 0.12
     else:
         profile.slow_share = 0.25
+    sim.spike_at = (now - EPOCH).total_seconds()

@@ -4,6 +4,11 @@ apply, field manager ``rollout-daemon``), hot-reloaded when a file changes.
 Owns the rule that a bad file changes nothing: a file with any problem applies none of its
 documents (its Rollouts keep their last good spec), the problems are logged with file, line and
 field, and recorded as Events on the Rollouts the file names; every other file still applies.
+File handling is ``rollout.policy.loading``'s: only regular files are opened (a FIFO, device or
+socket named ``*.yaml`` is a logged warning, never read), each file is at most 1 MiB and each
+document at most 20,000 YAML nodes with aliases expanded, so one hostile file costs a bounded
+time and memory and never blocks the others or the HTTP servers. The scan that decides whether
+anything changed only stats entries.
 """
 
 from __future__ import annotations
@@ -13,9 +18,6 @@ import logging
 from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
-from typing import Any
-
-import yaml
 
 from rollout.errors import KubeError, KubeNotFound, Problem
 from rollout.kube.events import EventRecorder
@@ -50,8 +52,13 @@ class PolicyDirectory:
             return
         result = load_paths([self.path])
         bad_files = {p.file for p in result.problems}
+        named: dict[str, list[tuple[str, str]]] = {}
+        for file, namespace, name in result.names:
+            named.setdefault(file, []).append((namespace, name))
         for problem in result.problems:
-            self._report(problem)
+            self._report(problem, named.get(problem.file, []))
+        for warning in result.warnings:
+            self._warn(warning)
         applied_all = True
         for loaded in result.rollouts:
             if loaded.file in bad_files:
@@ -91,19 +98,36 @@ class PolicyDirectory:
             self._fingerprint = fingerprint  # else try again on the next poll
 
     def _scan(self) -> str:
+        """A fingerprint of every policy-named entry (type, size, mtime): stat only, nothing is opened."""
         digest = hashlib.sha256()
         if not self.path.is_dir():
             return "missing"
         for file in sorted(self.path.rglob("*")):
-            if file.suffix in _SUFFIXES and file.is_file() and not file.name.startswith("."):
+            if file.suffix in _SUFFIXES and not file.name.startswith("."):
                 try:
-                    stat = file.stat()
+                    info = file.stat()
                 except OSError:
                     continue
-                digest.update(f"{file}:{stat.st_mtime_ns}:{stat.st_size};".encode())
+                digest.update(f"{file}:{info.st_mode}:{info.st_mtime_ns}:{info.st_size};".encode())
         return digest.hexdigest()
 
-    def _report(self, problem: Problem) -> None:
+    def _warn(self, warning: Problem) -> None:
+        line = f"warning: {warning}"
+        if line in self._reported:
+            return
+        self._reported.add(line)
+        log.warning(
+            "policy file warning",
+            extra={
+                "event": "rollout.policy-warning",
+                "file": warning.file,
+                "line": warning.line,
+                "field": warning.path,
+                "warning": warning.message,
+            },
+        )
+
+    def _report(self, problem: Problem, names: list[tuple[str, str]]) -> None:
         line = str(problem)
         if line in self._reported:
             return
@@ -118,7 +142,7 @@ class PolicyDirectory:
                 "error": problem.message,
             },
         )
-        for namespace, name in _names_in(Path(problem.file)):
+        for namespace, name in names:
             self._event(namespace, name, line)
 
     def _event(self, namespace: str, name: str, message: str) -> None:
@@ -140,17 +164,3 @@ class PolicyDirectory:
             return
         except KubeError as e:
             log.warning("event not recorded", extra={"event": "rollout.event-failed", "error": str(e)})
-
-
-def _names_in(file: Path) -> list[tuple[str, str]]:
-    """Best-effort names of the Rollouts a (possibly broken) file defines, for attaching Events."""
-    try:
-        docs: list[Any] = list(yaml.safe_load_all(file.read_text(encoding="utf-8")))
-    except (OSError, UnicodeDecodeError, yaml.YAMLError):
-        return []
-    out = []
-    for doc in docs:
-        metadata = doc.get("metadata") if isinstance(doc, dict) else None
-        if isinstance(metadata, dict) and isinstance(metadata.get("name"), str):
-            out.append((str(metadata.get("namespace") or "default"), metadata["name"]))
-    return out

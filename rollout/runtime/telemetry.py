@@ -1,81 +1,273 @@
-"""The daemon's own Prometheus metrics (served on ``/metrics``): phase, weights, verdict values and
-evidence per rollout, reconcile duration, API and Prometheus errors, leadership.
+"""The daemon's own Prometheus metrics, served on ``/metrics``.
 
-Owns metric names and labels; it only records what others observed.
+Owns metric names, labels and units, and which series exist: every per-rollout series (labels
+``namespace`` and ``name``) appears when a rollout is first observed and is removed by
+``forget`` or when this replica stops leading; the phase and the verdict kind are one series per
+rollout whose label is replaced on change. Names start with ``rolloutd_`` so that they never collide
+with Argo Rollouts' (``rollout_info``, ``rollout_phase``, ``analysis_run_*``...) or Flagger's;
+README "Metrics" lists them all. Units are base units (``_seconds``, ``_ratio`` for 0..1 shares).
+
+The daemon calls plain-argument methods (``observe``, ``promoted``, ``rolled_back``, ``forget``,
+``set_leader``, ``reconciled``, ``api_error``, ``reconcile_error``, ``prometheus_error``,
+``scheduled``, ``set_backlog``, ``coalesced``); this module records what others observed and never
+decides, reads the cluster or imports the engine's state types. It also adds prometheus_client's
+process, GC and platform collectors and ``rolloutd_build_info``, and switches off prometheus_client's
+``*_created`` series (process-wide) so that each counter is one series.
+
 """
 
 from __future__ import annotations
 
-import contextlib
+import platform
+import threading
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
 
-from rollout.core.states import Phase, RolloutState
+from rollout import __version__
+
+PREFIX = "rolloutd"
+ROLLOUT = ("namespace", "name")
+RECONCILE_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
+LAG_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0)
+
+
+class JudgedCheck(Protocol):
+    """What telemetry reads of one check (``rollout.core.verdicts.Check`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def value(self) -> float | None: ...
+    @property
+    def limit(self) -> float | None: ...
+    @property
+    def evidence(self) -> float | None: ...
+    @property
+    def threshold(self) -> float | None: ...
+
+
+class JudgedVerdict(Protocol):
+    """What telemetry reads of a verdict (``rollout.core.verdicts.Verdict`` has it)."""
+
+    @property
+    def kind(self) -> Any: ...  # a StrEnum: its ``value`` is pass | fail | hold
+    @property
+    def checks(self) -> Iterable[JudgedCheck]: ...
+
+
+@dataclass
+class _Seen:
+    """What is exported for one rollout, so that its series can be replaced and removed."""
+
+    phase: str = ""
+    verdict: str = ""
+    checks: set[str] = field(default_factory=set)
 
 
 class Telemetry:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        self.registry = registry or CollectorRegistry()
-        r = self.registry
-        self.phase = Gauge(
-            "rollout_phase",
-            "1 for the rollout's current phase, 0 for the others",
-            ["rollout", "phase"],
-            registry=r,
+    """Every metric of the daemon in one registry (``registry`` is what ``/metrics`` serves)."""
+
+    def __init__(self, registry: CollectorRegistry | None = None, *, runtime_collectors: bool = True) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created twin of each counter series
+        self.registry = r = registry or CollectorRegistry()
+        self._lock = threading.Lock()
+        self._seen: dict[tuple[str, str], _Seen] = {}
+        if runtime_collectors:
+            ProcessCollector(registry=r)
+            GCCollector(registry=r)
+            PlatformCollector(registry=r)
+        Info(f"{PREFIX}_build", "the running daemon's version", registry=r).info(
+            {"version": __version__, "python_version": platform.python_version()}
         )
-        self.canary_weight = Gauge(
-            "rollout_canary_weight_percent", "canary weight rollout last set", ["rollout"], registry=r
+        g, c = self._rollout_gauge, self._rollout_counter
+        self._info = g("rollout_info", "1 per rollout; the phase label is its current phase", "phase")
+        self._step = g("rollout_step", "current step of the run, 1-based (0 before the first)")
+        self._steps = g("rollout_steps", "number of steps in the rollout's policy")
+        self._weight = g("rollout_canary_weight_ratio", "canary share of the route's traffic as last seen (0-1)")
+        self._desired = g("rollout_desired_canary_weight_ratio", "canary share the current step asks for (0-1)")
+        self._promotions = c("promotions_total", "runs that ended Promoted")
+        self._rollbacks = c("rollbacks_total", "runs that ended RolledBack")
+        self._verdict = g("verdict_info", "1 per judged rollout; the verdict label is the last verdict", "verdict")
+        self._check_value = g("verdict_check_value", "last judged value of a check (ratio or metric)", "check")
+        self._check_limit = g("verdict_check_limit", "the limit that value was held against", "check")
+        self._evidence = g("verdict_check_evidence", "sequential judge: log e-value of a check", "check")
+        self._threshold = g("verdict_check_evidence_threshold", "log e-value at which the check decides", "check")
+        self._per_rollout = (
+            self._info,
+            self._step,
+            self._steps,
+            self._weight,
+            self._desired,
+            self._promotions,
+            self._rollbacks,
+            self._verdict,
+            self._check_value,
+            self._check_limit,
+            self._evidence,
+            self._threshold,
         )
-        self.step = Gauge("rollout_step", "current step (1-based)", ["rollout"], registry=r)
-        self.failures = Gauge("rollout_failed_checks", "failed checks in the current run", ["rollout"], registry=r)
-        self.verdict_value = Gauge(
-            "rollout_verdict_value",
-            "last judged value of a check (ratio or metric)",
-            ["rollout", "check"],
-            registry=r,
-        )
-        self.verdict_limit = Gauge(
-            "rollout_verdict_limit", "limit the check was held against", ["rollout", "check"], registry=r
-        )
-        self.verdict_evidence = Gauge(
-            "rollout_verdict_evidence",
-            "sequential judge evidence of a check",
-            ["rollout", "check"],
-            registry=r,
-        )
+        self._leader = Gauge(f"{PREFIX}_leader", "1 while this replica leads (holds the lease or a shard)", registry=r)
+        self._leader_shards = Gauge(f"{PREFIX}_leader_shards", "shards whose lease this replica holds", registry=r)
+        self._shards = Gauge(f"{PREFIX}_shards", "shards the rollouts are split into (1: no sharding)", registry=r)
+        self._shards.set(1)
         self.reconcile_seconds = Histogram(
-            "rollout_reconcile_duration_seconds",
-            "time of one reconcile",
-            registry=r,
-            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+            f"{PREFIX}_reconcile_duration_seconds", "time of one reconcile", registry=r, buckets=RECONCILE_BUCKETS
         )
-        self.api_errors = Counter("rollout_api_errors_total", "Kubernetes API and route errors", ["kind"], registry=r)
+        self._reconcile_errors = Counter(
+            f"{PREFIX}_reconcile_errors_total", "reconciles that ended in an error, by error type", ["kind"], registry=r
+        )
+        self.api_errors = Counter(
+            f"{PREFIX}_api_errors_total", "Kubernetes API and route errors, by error type", ["kind"], registry=r
+        )
         self.prometheus_errors = Counter(
-            "rollout_prometheus_errors_total", "metric samples that failed", ["outcome"], registry=r
+            f"{PREFIX}_prometheus_errors_total", "metric samples that failed, by outcome", ["outcome"], registry=r
         )
-        self.leader = Gauge("rollout_leader", "1 while this replica holds the leader lease", registry=r)
+        for outcome in ("unavailable", "query-error"):
+            self.prometheus_errors.labels(outcome=outcome)
+        self._lag = Histogram(
+            f"{PREFIX}_scheduler_lag_seconds",
+            "delay from a reconcile's due time to its start",
+            registry=r,
+            buckets=LAG_BUCKETS,
+        )
+        self._backlog = Gauge(f"{PREFIX}_scheduler_backlog", "reconciles due and not yet started", registry=r)
+        self._coalesced = Counter(
+            f"{PREFIX}_scheduler_coalesced_total",
+            "wakes folded into a reconcile already due or running (it runs once; none is dropped)",
+            registry=r,
+        )
 
-    def observe(self, key: str, state: RolloutState) -> None:
-        for phase in Phase:
-            self.phase.labels(rollout=key, phase=phase.value).set(1 if state.phase is phase else 0)
-        self.canary_weight.labels(rollout=key).set(state.weights.canary)
-        self.step.labels(rollout=key).set(state.step + 1)
-        self.failures.labels(rollout=key).set(state.failures)
-        if state.verdict is None:
-            return
-        for check in state.verdict.checks:
-            if check.value is not None:
-                self.verdict_value.labels(rollout=key, check=check.name).set(check.value)
-            if check.limit is not None:
-                self.verdict_limit.labels(rollout=key, check=check.name).set(check.limit)
-            if check.evidence is not None:
-                self.verdict_evidence.labels(rollout=key, check=check.name).set(check.evidence)
+    def _rollout_gauge(self, name: str, documentation: str, *extra: str) -> Gauge:
+        return Gauge(f"{PREFIX}_{name}", documentation, [*ROLLOUT, *extra], registry=self.registry)
 
-    def forget(self, key: str) -> None:
-        """Drop a deleted rollout's series."""
-        for gauge in (self.canary_weight, self.step, self.failures):
-            with contextlib.suppress(KeyError):
-                gauge.remove(key)
-        for phase in Phase:
-            with contextlib.suppress(KeyError):
-                self.phase.remove(key, phase.value)
+    def _rollout_counter(self, name: str, documentation: str) -> Counter:
+        return Counter(f"{PREFIX}_{name}", documentation, list(ROLLOUT), registry=self.registry)
+
+    # --- per rollout ----------------------------------------------------------------------------
+
+    def observe(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        phase: str,
+        step: int,
+        steps: int,
+        canary_weight: int,
+        desired_canary_weight: int,
+        verdict: JudgedVerdict | None = None,
+    ) -> None:
+        """Export a rollout as it is now. Weights are percent (0-100); ``step`` is 1-based."""
+        labels = {"namespace": namespace, "name": name}
+        with self._lock:
+            seen = self._seen.setdefault((namespace, name), _Seen())
+            if phase != seen.phase:
+                if seen.phase:
+                    self._info.remove(namespace, name, seen.phase)
+                seen.phase = phase
+            self._info.labels(phase=phase, **labels).set(1)
+            self._step.labels(**labels).set(step)
+            if steps:
+                self._steps.labels(**labels).set(steps)
+            self._weight.labels(**labels).set(canary_weight / 100)
+            self._desired.labels(**labels).set(desired_canary_weight / 100)
+            self._promotions.labels(**labels)  # counters exist (at 0) from the first observation
+            self._rollbacks.labels(**labels)
+            self._export_verdict(seen, labels, verdict)
+
+    def _export_verdict(self, seen: _Seen, labels: dict[str, str], verdict: JudgedVerdict | None) -> None:
+        kind = "" if verdict is None else str(getattr(verdict.kind, "value", verdict.kind))
+        if kind != seen.verdict and seen.verdict:
+            self._verdict.remove(labels["namespace"], labels["name"], seen.verdict)
+        seen.verdict = kind
+        if kind:
+            self._verdict.labels(verdict=kind, **labels).set(1)
+        checks = {} if verdict is None else {c.name: c for c in verdict.checks}
+        for gone in seen.checks - checks.keys():
+            for gauge in (self._check_value, self._check_limit, self._evidence, self._threshold):
+                gauge.remove_by_labels({**labels, "check": gone})
+        seen.checks = set(checks)
+        for check_name, check in checks.items():
+            for gauge, number in (
+                (self._check_value, check.value),
+                (self._check_limit, check.limit),
+                (self._evidence, check.evidence),
+                (self._threshold, check.threshold),
+            ):
+                if number is None:
+                    gauge.remove_by_labels({**labels, "check": check_name})
+                else:
+                    gauge.labels(check=check_name, **labels).set(number)
+
+    def promoted(self, namespace: str, name: str) -> None:
+        """A run ended Promoted (call once per run, when the phase becomes Promoted)."""
+        self._promotions.labels(namespace=namespace, name=name).inc()
+
+    def rolled_back(self, namespace: str, name: str) -> None:
+        """A run ended RolledBack (call once per run, when the phase becomes RolledBack)."""
+        self._rollbacks.labels(namespace=namespace, name=name).inc()
+
+    def forget(self, namespace: str, name: str) -> None:
+        """Remove every series of a rollout (deleted, or no longer this replica's to reconcile)."""
+        with self._lock:
+            self._seen.pop((namespace, name), None)
+            for metric in self._per_rollout:
+                metric.remove_by_labels({"namespace": namespace, "name": name})
+
+    def forget_all(self) -> None:
+        with self._lock:
+            keys = list(self._seen)
+        for namespace, name in keys:
+            self.forget(namespace, name)
+
+    def rollouts(self) -> list[tuple[str, str]]:
+        """The (namespace, name) of every rollout with series."""
+        with self._lock:
+            return sorted(self._seen)
+
+    # --- the daemon -----------------------------------------------------------------------------
+
+    def set_leader(self, leading: bool | Collection[int], *, shards: int = 1) -> None:
+        """What this replica leads: ``True``/``False`` (one Lease), or the shard numbers it holds
+        out of ``shards``. Losing every lease drops all per-rollout series, since only a leader
+        reconciles and a standby must not export a stale picture."""
+        held = (1 if leading else 0) if isinstance(leading, bool) else len(leading)
+        self._shards.set(shards)
+        self._leader_shards.set(held)
+        self._leader.set(1 if held else 0)
+        if not held:
+            self.forget_all()
+
+    def reconciled(self, seconds: float) -> None:
+        """One reconcile finished (successfully or not) after ``seconds``."""
+        self.reconcile_seconds.observe(seconds)
+
+    def reconcile_error(self, kind: str) -> None:
+        """A reconcile ended in an error; ``kind`` is its type name (e.g. ``KubeError``)."""
+        self._reconcile_errors.labels(kind=kind).inc()
+
+    def api_error(self, kind: str) -> None:
+        """A Kubernetes API or route call failed; ``kind`` is the error's type name."""
+        self.api_errors.labels(kind=kind).inc()
+
+    def prometheus_error(self, outcome: str) -> None:
+        """A metrics sample failed: ``unavailable`` (Prometheus unreachable) or ``query-error``."""
+        self.prometheus_errors.labels(outcome=outcome).inc()
+
+    def scheduled(self, lag_seconds: float) -> None:
+        """A reconcile started ``lag_seconds`` after it was due."""
+        self._lag.observe(max(0.0, lag_seconds))
+
+    def set_backlog(self, due: int) -> None:
+        """Reconciles that are due and not yet started."""
+        self._backlog.set(due)
+
+    def coalesced(self, count: int = 1) -> None:
+        """Wakes folded into a reconcile of the same rollout already due or running."""
+        self._coalesced.inc(count)

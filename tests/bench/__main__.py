@@ -1,6 +1,7 @@
 """``make bench``: every benchmark, each printing one markdown table.
 
-- judge comparison (pure Monte Carlo, fixed seeds): sequential vs Flagger-style vs Kayenta-style;
+- judge comparison (fixed seeds; simulated Envoy pods scraped by Prometheus, counts through the real
+  ``difference()`` and judge): rollout vs Flagger-style vs Kayenta-style;
 - Prometheus queries per tick and tick latency for 1..1,000 rollouts against a real Prometheus.
 """
 

@@ -1,254 +1,273 @@
-"""Judge comparison benchmark: the sequential judge against Flagger- and Kayenta-style judges.
+"""Judge benchmark: our judge against Flagger- and Kayenta-style rules, fed what production feeds.
 
-Owns the Monte Carlo simulation (fixed seeds, numpy) of 30-minute canary steps checked every
-30 s, a vectorised replica of ``judge_sequential``'s rollback decision (``tests/bench/
-test_judge_bench.py`` asserts it agrees with the real function), and the one markdown table
-``main()`` prints. It must not import anything from the daemon but the judge and the policy model.
+Owns the scenario table, a stand-in for the engine's step semantics and the one markdown table
+``main()`` prints. Counts come from ``traffic.py`` (Envoy pods, cumulative counters, Prometheus
+scrapes every 15 s, readings at each 30 s analysis tick) through the real
+``rollout.core.readings.difference``; each interval is handed to the judge once.
 
-Per interval: total requests ~ Poisson(rps * 30 s), canary requests ~ Binomial(total, share),
-errors and slow requests ~ Binomial(requests, rate). Stable error rate 0.5%, slow share 0.4%
-(log-normal latency, median 120 ms, 300 ms bound = p99.6); the latency scenario shifts the
-canary's latency by +20% (slow share 0.4% -> 1.7%).
+The engine stand-in (``_Run.tick``) applies the step semantics of issue 9: a weight change takes
+effect at a tick; an interval is at weight when its start sample was taken after the change; a step
+passes when it has carried its weight for ``stepDuration`` and the judge passes with enough data;
+``rollback`` ends the run; a step not passed within ``DEADLINE_S`` pauses the run ("stuck"). To
+drive the real ``decide()`` instead, replace ``_Run.tick``'s body (judge call and step logic) with
+one ``decide(policy, state, observations(reading), now)`` call and read the route weight it sets.
 """
 
 from __future__ import annotations
 
 import math
+import statistics
 import sys
-from dataclasses import dataclass
+import time
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
-from numpy.typing import NDArray
-from scipy import stats  # type: ignore[import-untyped]
 
-from rollout.core.judging.sequential import (
-    alphas,
-    fail_mixture,
-    ratio_grid,
-    slo_specs,
-)
-from rollout.policy.models import Analysis
+from rollout.core.judging.base import JudgeInput
+from rollout.core.readings import LatencyBuckets, Outcome, Reading, difference
+from rollout.policy.analysis import Analysis
+from tests.bench.peers import BenchJudge, Flagger, Kayenta, Ours
+from tests.bench.traffic import EPOCH, Burst, Latency, Traffic, World
 
-INTERVAL_S = 30.0
-STEP_INTERVALS = 60  # 30 minutes
-STABLE_ERROR = 0.005
-SLOW_MEDIAN_MS, SLOW_BOUND_MS = 120.0, 300.0
-LATENCY_SIGMA = math.log(SLOW_BOUND_MS / SLOW_MEDIAN_MS) / float(stats.norm.isf(0.004))
-LATENCY_SHIFT = 1.2
-TRAFFIC = (2.0, 20.0, 200.0)
-SHARES = (0.05, 0.10, 0.25)
-RATIOS = (1.0, 1.2, 1.5, 2.0, 5.0)
-RUNS = 2000
-FLAGGER_LIMIT = 0.01
-KAYENTA_ALPHA = 0.01  # one-sided; Kayenta's 98% two-sided Mann-Whitney, "higher" direction
-KAYENTA_MIN_POINTS = 3
+WEIGHTS = (10, 25, 50, 100)
+DEADLINE_S = 1800.0  # per step: not passed by then = the run pauses ("stuck")
+SCRAPE_S = 15.0
+BUCKETS = LatencyBuckets(300.0, 250.0, 500.0)  # Envoy's buckets around a 300 ms bound
+HEALTHY_RUNS, FAULT_RUNS, BATCH = 2000, 500, 250
+GAUGE, GAUGE_MAX = "saturation", 0.8
 
-POLICY = Analysis.model_validate(
+ANALYSIS = Analysis.model_validate(
     {
-        "judge": "sequential",
+        "interval": "30s",
+        "stepDuration": "5m",
         "slos": {"errorRate": {"max": "1%"}, "latency": {"percentile": 99, "max": "300ms"}},
+        "metrics": [{"name": GAUGE, "query": "saturation{{backend='{backend}'}}", "max": GAUGE_MAX}],
+        "minRequests": 100,
+        "failureLimit": 2,
     }
 )
 
-FloatArray = NDArray[np.float64]
-IntArray = NDArray[np.int64]
 
+@dataclass(frozen=True)
+class Policy:
+    analysis: Analysis = ANALYSIS
+    weights: tuple[int, ...] = WEIGHTS
+    scrape_s: float = SCRAPE_S
+    deadline_s: float = DEADLINE_S
 
-def slow_share(latency_factor: float) -> float:
-    """Share of requests slower than the bound when every latency is multiplied by the factor."""
-    z = math.log(SLOW_BOUND_MS / (SLOW_MEDIAN_MS * latency_factor)) / LATENCY_SIGMA
-    return float(stats.norm.sf(z))
+    @property
+    def interval_s(self) -> float:
+        return self.analysis.interval.total_seconds()
+
+    @property
+    def step_s(self) -> float:
+        return self.analysis.effective_step_duration.total_seconds()
 
 
 @dataclass(frozen=True)
 class Scenario:
-    rps: float
-    share: float
-    error_ratio: float
-    latency_factor: float
+    label: str
+    world: World
+    healthy: bool
+    gauge: float = 0.5  # the canary's custom metric (max 0.8); +-0.03 noise per tick
 
     @property
-    def label(self) -> str:
-        if self.latency_factor != 1.0:
-            return f"latency x{self.latency_factor:g}"
-        return f"errors x{self.error_ratio:g}"
-
-    @property
-    def healthy(self) -> bool:
-        return self.error_ratio == 1.0 and self.latency_factor == 1.0
+    def runs(self) -> int:
+        return HEALTHY_RUNS if self.healthy else FAULT_RUNS
 
 
 @dataclass(frozen=True)
-class Counts:
-    """Per-run, per-interval counts, shape (runs, intervals)."""
-
-    canary_requests: IntArray
-    canary_errors: IntArray
-    canary_slow: IntArray
-    stable_requests: IntArray
-    stable_errors: IntArray
-    stable_slow: IntArray
+class Result:
+    outcome: str  # promoted | rolled back | stuck
+    seconds: float  # run start to its end
+    detect_seconds: float | None  # the fault's onset to the rollback (fault scenarios)
 
 
-def simulate(scenario: Scenario, runs: int, intervals: int, seed: int) -> Counts:
-    rng = np.random.default_rng(seed)
-    shape = (runs, intervals)
-    total = rng.poisson(scenario.rps * INTERVAL_S, size=shape)
-    canary = rng.binomial(total, scenario.share)
-    stable = total - canary
-    base_slow = slow_share(1.0)
-    return Counts(
-        canary_requests=canary,
-        canary_errors=rng.binomial(canary, min(STABLE_ERROR * scenario.error_ratio, 1.0)),
-        canary_slow=rng.binomial(canary, slow_share(scenario.latency_factor)),
-        stable_requests=stable,
-        stable_errors=rng.binomial(stable, STABLE_ERROR),
-        stable_slow=rng.binomial(stable, base_slow),
-    )
+@dataclass
+class _Run:
+    """One run's engine stand-in state."""
 
+    judge: BenchJudge
+    policy: Policy
+    fault_from: int
+    previous: Reading
+    memory: Any
+    step: int = 0
+    changed_at: float = 0.0
+    new_step: bool = True
+    fault_at: float | None = None
+    result: Result | None = None
+    log: list[str] = field(default_factory=list)
 
-def _first_true(flags: NDArray[np.bool_]) -> IntArray:
-    """Index (1-based interval count) of the first True per row; 0 when never."""
-    hit = flags.any(axis=1)
-    first = flags.argmax(axis=1) + 1
-    return np.where(hit, first, 0).astype(np.int64)
+    @property
+    def weight(self) -> int:
+        return self.policy.weights[self.step]
 
-
-def sequential_rollback(counts: Counts, analysis: Analysis, canary_share: float) -> IntArray:
-    """Vectorised replica of ``judge_sequential``'s fail decision: the first failing interval.
-
-    Same grid, mixture, thresholds and interval routing (relative when stable had traffic and the
-    share is below 1, else absolute in ``auto``/``absolute`` modes); pass/hold are not needed to
-    know when a run rolls back because a failure is sticky and fails regardless of passing.
-    """
-    options = analysis.sequential
-    specs = slo_specs(analysis)
-    budget = alphas(options, len(specs))
-    grid = np.array(ratio_grid(options))
-    mixture = fail_mixture(options)
-    alts = np.array([ratio_grid(options).index(a) for a, _ in mixture])
-    log_w = np.log(np.array([w for _, w in mixture]))
-    tol = ratio_grid(options).index(options.tolerance)
-    c_n = counts.canary_requests.astype(np.float64)
-    s_n = counts.stable_requests.astype(np.float64)
-    usable = c_n > 0
-    relative = usable & (s_n > 0) & (canary_share < 1.0) & (options.mode != "absolute")
-    absolute = usable & ~relative & (options.mode != "relative")
-    share = np.where(usable, c_n / np.maximum(c_n + s_n, 1.0), 0.0)
-    failed = np.zeros(c_n.shape, dtype=bool)
-    for spec in specs:
-        x, y = (
-            (counts.canary_errors, counts.stable_errors)
-            if spec.name == "errorRate"
-            else (counts.canary_slow, counts.stable_slow)
+    def tick(self, now: float, reading: Reading) -> None:
+        interval = difference(self.previous, reading)
+        self.previous = reading
+        at_weight = interval is not None and interval.start.timestamp() - EPOCH > self.changed_at
+        inp = JudgeInput(
+            outcome=Outcome.OK,
+            interval=interval,
+            at_weight=at_weight,
+            weight=self.weight,
+            step=self.step,
+            weight_steps=len(self.policy.weights),
+            new_step=self.new_step,
+            reason="" if interval else "no new scrape",
+            custom=reading.custom,
+            latency=BUCKETS,
         )
-        xf = np.where(relative, x, 0).astype(np.float64)
-        kf = np.where(relative, x + y, 0).astype(np.float64)
-        inc = xf[..., None] * np.log(grid) - kf[..., None] * np.log1p(share[..., None] * (grid - 1.0))
-        loglik = np.cumsum(inc, axis=1)
-        diffs = loglik[..., alts] - loglik[..., tol : tol + 1] + log_w
-        top = diffs.max(axis=-1, keepdims=True)
-        rel_ev = top[..., 0] + np.log(np.exp(diffs - top).sum(axis=-1))
-        fail = rel_ev >= (math.log(1 / budget.relative) if budget.relative > 0 else np.inf)
-        if budget.absolute > 0:
-            p0 = min(max(spec.limit, 1e-9), 0.5)
-            p1 = min(options.regression * p0, 0.999)
-            a_inc = x * math.log(p1 / p0) + (c_n - x) * math.log((1 - p1) / (1 - p0))
-            abs_ev = np.cumsum(np.where(absolute, a_inc, 0.0), axis=1)
-            fail |= abs_ev >= math.log(1 / budget.absolute)
-        failed |= fail
-    return _first_true(failed)
+        call, self.memory = self.judge(self.memory, inp)
+        self.new_step = False
+        if call.rollback:
+            detect = None if self.fault_at is None else now - self.fault_at
+            self.result = Result("rolled back", now, detect)
+        elif call.passed and now - self.changed_at >= self.policy.step_s:
+            if self.step == len(self.policy.weights) - 1:
+                self.result = Result("promoted", now, None)
+                return
+            self.step += 1
+            self.changed_at, self.new_step = now, True
+            self._fault_onset(now)
+        elif now - self.changed_at > self.policy.deadline_s:
+            self.result = Result("stuck", now, None)
+
+    def _fault_onset(self, now: float) -> None:
+        if self.fault_at is None and self.fault_from >= 0 and self.weight >= self.fault_from:
+            self.fault_at = now
 
 
-def flagger_rollback(counts: Counts, failure_limit: int) -> IntArray:
-    """Flagger-style: a check fails when the canary's error rate or slow share exceeds 1%, or when
-    the canary served nothing (no values found); roll back at ``failure_limit`` failed checks."""
-    n = counts.canary_requests
-    safe = np.maximum(n, 1)
-    bad = (n == 0) | (counts.canary_errors / safe > FLAGGER_LIMIT) | (counts.canary_slow / safe > FLAGGER_LIMIT)
-    return _first_true(np.cumsum(bad, axis=1) >= failure_limit)
+def run_batch(policy: Policy, scenario: Scenario, seed: int, runs: int, judge: BenchJudge) -> list[Result]:
+    """``runs`` independent runs of ``scenario`` under ``policy``, advanced in lockstep."""
+    rng = np.random.default_rng(seed)
+    traffic = Traffic(scenario.world, runs, policy.scrape_s, rng)
+    weights = np.zeros(runs, dtype=np.int64)
+    traffic.advance(0.0, weights)
+    fault_from = -1 if scenario.healthy else scenario.world.fault_from_weight
+    states = [_Run(judge, policy, fault_from, traffic.reading(i, {}), judge.fresh()) for i in range(runs)]
+    for i, state in enumerate(states):
+        state._fault_onset(0.0)
+        weights[i] = state.weight
+    now = float(rng.uniform(0.0, policy.interval_s))
+    horizon = len(policy.weights) * (policy.deadline_s + policy.interval_s)
+    active = list(range(runs))
+    while active and now <= horizon:
+        traffic.advance(now, weights)
+        gauges = scenario.gauge + rng.normal(0.0, 0.03, runs)
+        for i in active:
+            state = states[i]
+            state.tick(now, traffic.reading(i, {GAUGE: float(gauges[i])}))
+            weights[i] = 0 if state.result else state.weight
+        active = [i for i in active if states[i].result is None]
+        now += policy.interval_s
+    return [s.result or Result("stuck", now, None) for s in states]
 
 
-def _mwu_greater_p(canary: FloatArray, stable: FloatArray) -> FloatArray:
-    """One-sided Mann-Whitney p-value (canary > stable) per row: normal approximation with tie
-    and continuity corrections, as scipy's asymptotic method."""
-    n = canary.shape[1]
-    both = np.concatenate([canary, stable], axis=1)
-    low = stats.rankdata(both, method="min", axis=1)
-    high = stats.rankdata(both, method="max", axis=1)
-    ranks = (low + high) / 2.0
-    u = ranks[:, :n].sum(axis=1) - n * (n + 1) / 2.0
-    ties = ((high - low + 1.0) ** 2 - 1.0).sum(axis=1)
-    total = 2 * n
-    var = n * n / 12.0 * ((total + 1) - ties / (total * (total - 1)))
-    z = (u - n * n / 2.0 - 0.5) / np.sqrt(np.maximum(var, 1e-300))
-    return np.where(var > 0, stats.norm.sf(z), 1.0)
-
-
-def kayenta_rollback(counts: Counts) -> IntArray:
-    """Kayenta-style: at every check, Mann-Whitney of the canary's per-interval error rates (and
-    slow shares) against stable's since the step began; roll back when either is significantly
-    higher. Intervals where the canary served nothing count as rate 0 (Kayenta drops them)."""
-    runs, intervals = counts.canary_requests.shape
-    c_n = np.maximum(counts.canary_requests, 1)
-    s_n = np.maximum(counts.stable_requests, 1)
-    series = [
-        (counts.canary_errors / c_n, counts.stable_errors / s_n),
-        (counts.canary_slow / c_n, counts.stable_slow / s_n),
-    ]
-    failed = np.zeros((runs, intervals), dtype=bool)
-    for t in range(KAYENTA_MIN_POINTS, intervals + 1):
-        for canary, stable in series:
-            failed[:, t - 1] |= _mwu_greater_p(canary[:, :t], stable[:, :t]) < KAYENTA_ALPHA
-    return _first_true(failed)
+def run(policy: Policy, scenario: Scenario, seed: int, judge: BenchJudge | None = None) -> Result:
+    """One run of ``scenario`` under ``policy`` through ``judge`` (default: ours)."""
+    return run_batch(policy, scenario, seed, 1, judge or Ours(policy.analysis))[0]
 
 
 def scenarios() -> list[Scenario]:
-    out: list[Scenario] = []
-    for rps in TRAFFIC:
-        for share in SHARES:
-            out.extend(Scenario(rps, share, ratio, 1.0) for ratio in RATIOS)
-            out.append(Scenario(rps, share, 1.0, LATENCY_SHIFT))
-    return out
-
-
-def cell(first: IntArray, healthy: bool) -> str:
-    rate = float((first > 0).mean())
-    if healthy:
-        return f"{100 * rate:.2f}%"
-    if rate == 0:
-        return "0%"
-    minutes = float(np.median(first[first > 0])) * INTERVAL_S / 60.0
-    return f"{100 * rate:.1f}% · {minutes:.1f}m"
-
-
-JUDGES = ("sequential", "flagger fl=1", "flagger fl=5", "kayenta mwu")
-
-
-def run_scenario(scenario: Scenario, seed: int, runs: int = RUNS) -> dict[str, IntArray]:
-    counts = simulate(scenario, runs, STEP_INTERVALS, seed)
-    return {
-        "sequential": sequential_rollback(counts, POLICY, scenario.share),
-        "flagger fl=1": flagger_rollback(counts, 1),
-        "flagger fl=5": flagger_rollback(counts, 5),
-        "kayenta mwu": kayenta_rollback(counts),
-    }
-
-
-def main(runs: int = RUNS) -> None:
-    lines = [
-        f"Rollback rate per 30-min step ({runs} runs/scenario, checks every 30 s). Healthy rows "
-        "(x1): false rollbacks. Others: detection rate · median time to detect.",
-        "",
-        "| req/s | canary | scenario | " + " | ".join(JUDGES) + " |",
-        "|---:|---:|---|" + "---:|" * len(JUDGES),
+    spread = 0.3
+    at_slo = Latency.lognormal(0.01)
+    slower = Latency.lognormal(0.01, factor=_factor_for(0.03))
+    return [
+        Scenario("healthy", World(20.0), True),
+        Scenario("healthy", World(200.0), True),
+        Scenario("healthy", World(2000.0), True),
+        Scenario("healthy, +-30% per arm", World(20.0, dispersion=spread), True),
+        Scenario("healthy, +-30% per arm", World(200.0, dispersion=spread), True),
+        Scenario("healthy, +-30% per arm", World(2000.0, dispersion=spread), True),
+        Scenario("healthy, common-mode bursts x4", World(200.0, burst=Burst()), True),
+        Scenario("healthy, 1% slower than 300ms (at the SLO)", World(200.0, stable_latency=at_slo), True),
+        Scenario("healthy, 0.1% errors", World(20.0, stable_error=0.001), True),
+        Scenario("errors 2x", World(200.0, canary_error_ratio=2.0), False),
+        Scenario("errors 2x, +-30% per arm", World(200.0, canary_error_ratio=2.0, dispersion=spread), False),
+        Scenario("errors 5x", World(20.0, canary_error_ratio=5.0), False),
+        Scenario(
+            "latency 1% -> 3% slower than 300ms",
+            World(200.0, stable_latency=at_slo, canary_latency=slower),
+            False,
+        ),
+        Scenario(f"custom metric {GAUGE} 0.95 > max 0.8", World(200.0), False, gauge=0.95),
+        Scenario("errors 2x only at weight >= 50%", World(200.0, canary_error_ratio=2.0, fault_from_weight=50), False),
     ]
-    for seed, scenario in enumerate(scenarios()):
-        result = run_scenario(scenario, seed, runs)
-        row = [f"{scenario.rps:g}", f"{100 * scenario.share:g}%", scenario.label]
-        row += [cell(result[j], scenario.healthy) for j in JUDGES]
-        lines.append("| " + " | ".join(row) + " |")
-        print(f"{scenario} done", file=sys.stderr, flush=True)
+
+
+def _factor_for(target: float) -> float:
+    """The latency factor that makes 1% -> ``target`` of requests slower than 300 ms."""
+    low, high = 1.0, 3.0
+    for _ in range(60):
+        mid = (low + high) / 2
+        low, high = (mid, high) if Latency.lognormal(0.01, factor=mid).above_300 < target else (low, mid)
+    return (low + high) / 2
+
+
+def wilson(hits: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score 95% interval of a proportion."""
+    if n == 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def cell(results: list[Result], healthy: bool) -> str:
+    n = len(results)
+    rolled = [r for r in results if r.outcome == "rolled back"]
+    if healthy:
+        low, high = wilson(len(rolled), n)
+        promoted = [r.seconds for r in results if r.outcome == "promoted"]
+        tail = f"; promoted {100 * len(promoted) / n:.3g}%" + (
+            f" in {statistics.median(promoted) / 60:.0f}m" if promoted else ""
+        )
+        return f"{100 * len(rolled) / n:.2f}% [{100 * low:.2f}, {100 * high:.2f}]{tail}"
+    times = [r.detect_seconds for r in rolled if r.detect_seconds is not None]
+    median = f" · {statistics.median(times) / 60:.1f}m" if times else ""
+    passed = sum(r.outcome == "promoted" for r in results)
+    return f"{100 * len(rolled) / n:.1f}%{median}" + (f" (promoted {100 * passed / n:.1f}%)" if passed else "")
+
+
+def row(policy: Policy, scenario: Scenario, seed: int, judges: list[BenchJudge], runs: int) -> list[str]:
+    cells = []
+    for judge in judges:
+        if scenario.gauge > GAUGE_MAX and isinstance(judge, Kayenta):
+            cells.append("n/a (no fixed bounds)")
+            continue
+        results: list[Result] = []
+        for batch in range(math.ceil(runs / BATCH)):
+            size = min(BATCH, runs - batch * BATCH)
+            results += run_batch(policy, scenario, seed * 1000 + batch, size, judge)
+        cells.append(cell(results, scenario.healthy))
+    return [f"{scenario.world.rps:,.0f}", scenario.label, f"{runs:,}", *cells]
+
+
+def main(healthy_runs: int = HEALTHY_RUNS, fault_runs: int = FAULT_RUNS, only: int | None = None) -> None:
+    """Print the table (``only``: the first scenarios only, for the smoke test)."""
+    policy = Policy()
+    judges: list[BenchJudge] = [Ours(policy.analysis), Flagger(gauge_max=((GAUGE, GAUGE_MAX),)), Kayenta()]
+    lines = [
+        f"Steps {'/'.join(map(str, policy.weights))}%, stepDuration {policy.step_s / 60:g}m, interval "
+        f"{policy.interval_s:g}s, scrape {policy.scrape_s:g}s, 2 Envoy pods, stable 0.5% errors (SLO 1%), "
+        f"0.1% slower than 300ms (p99 SLO); a step not passed in {policy.deadline_s / 60:g}m pauses the run. "
+        "Healthy rows: false rollbacks [Wilson 95%]; promoted share and median time. Fault rows: detected "
+        "(rolled back) share · median time from the fault's onset.",
+        "",
+        "| req/s | scenario | runs | " + " | ".join(j.name for j in judges) + " |",
+        "|---:|---|---:|" + "---|" * len(judges),
+    ]
+    for seed, scenario in enumerate(scenarios()[:only], start=1):
+        started = time.monotonic()
+        runs = healthy_runs if scenario.healthy else fault_runs
+        lines.append("| " + " | ".join(row(policy, scenario, seed, judges, runs)) + " |")
+        print(
+            f"{scenario.label} @ {scenario.world.rps:g}: {time.monotonic() - started:.0f}s", file=sys.stderr, flush=True
+        )
     print("\n".join(lines))
 
 

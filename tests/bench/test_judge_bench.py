@@ -1,78 +1,73 @@
-"""The benchmark's vectorised replica must agree with the real ``judge_sequential``, interval for
-interval, or the benchmark table would not be about our judge."""
+"""Fast checks of the judge benchmark: the simulated Prometheus counts every request once, a run goes
+through the real judge with the step semantics, the peers run, and the table prints."""
 
 from __future__ import annotations
-
-from typing import Any
 
 import numpy as np
 import pytest
 
-from rollout.core.judging.sequential import judge_sequential
-from rollout.core.states import ArmCounts, JudgeMemory, MetricsSample, Outcome, VerdictKind
-from rollout.policy.models import Analysis
-from tests.bench.judge_bench import Counts, Scenario, sequential_rollback, simulate
+from rollout.core.readings import difference
+from tests.bench.judge_bench import Policy, Scenario, main, run, run_batch, wilson
+from tests.bench.peers import Flagger, Kayenta, Ours, mann_whitney_greater, p99_ms
+from tests.bench.traffic import CANARY, REQUESTS, STABLE, Traffic, World
 
 
-def _real_first_fail(counts: Counts, analysis: Analysis, share: float) -> list[int]:
-    out: list[int] = []
-    for run in range(counts.canary_requests.shape[0]):
-        memory, first = JudgeMemory(), 0
-        for t in range(counts.canary_requests.shape[1]):
-            sample = MetricsSample(
-                Outcome.OK,
-                ArmCounts(
-                    float(counts.canary_requests[run, t]),
-                    float(counts.canary_errors[run, t]),
-                    float(counts.canary_slow[run, t]),
-                ),
-                ArmCounts(
-                    float(counts.stable_requests[run, t]),
-                    float(counts.stable_errors[run, t]),
-                    float(counts.stable_slow[run, t]),
-                ),
-            )
-            verdict, memory = judge_sequential(analysis, memory, sample, share)
-            if verdict.kind is VerdictKind.FAIL:
-                first = t + 1
-                break
-        out.append(first)
-    return out
-
-
-def _with_stable_gaps(counts: Counts, seed: int) -> Counts:
-    """Zero the stable arm in some intervals so the absolute fallback is exercised too."""
-    gaps = np.random.default_rng(seed).random(counts.stable_requests.shape) < 0.3
-    zero = np.zeros_like(counts.stable_requests)
-    return Counts(
-        counts.canary_requests,
-        counts.canary_errors,
-        counts.canary_slow,
-        np.where(gaps, zero, counts.stable_requests),
-        np.where(gaps, zero, counts.stable_errors),
-        np.where(gaps, zero, counts.stable_slow),
+def test_readings_of_the_simulated_prometheus_count_every_request_once() -> None:
+    rng = np.random.default_rng(3)
+    traffic = Traffic(World(200.0, dispersion=0.3), runs=3, scrape_s=15.0, rng=rng)
+    weights = np.array([10, 50, 100])
+    traffic.advance(0.0, weights)
+    first = previous = traffic.reading(1, {})
+    judged = 0.0
+    for tick in range(1, 40):
+        traffic.advance(tick * 17.0, weights)  # ticks not aligned with scrapes, some without a new scrape
+        current = traffic.reading(1, {})
+        interval = difference(previous, current)
+        if interval is not None:
+            judged += interval.canary.requests + interval.stable.requests
+        previous = current
+    truth = traffic.samples[1, :, (CANARY, STABLE), REQUESTS].sum() - sum(
+        c.requests for arm in (first.canary, first.stable) if arm for c in arm.values()
     )
+    assert judged == truth > 0
 
 
-SLOS: dict[str, Any] = {"errorRate": {"max": "1%"}, "latency": {"max": "300ms"}}
+def test_one_run_through_the_real_judge() -> None:
+    policy = Policy()
+    healthy = run(policy, Scenario("healthy", World(2000.0), True), seed=1)
+    assert healthy.outcome == "promoted"
+    assert healthy.seconds >= len(policy.weights) * policy.step_s  # no step ends before its minimum
+    bad = run(policy, Scenario("errors 5x", World(200.0, canary_error_ratio=5.0), False), seed=2)
+    assert bad.outcome == "rolled back"
+    assert bad.detect_seconds is not None
+    assert bad.detect_seconds < policy.step_s
 
 
-@pytest.mark.parametrize(
-    ("scenario", "options", "gaps"),
-    [
-        (Scenario(200, 0.05, 2.0, 1.0), {}, False),
-        (Scenario(20, 0.25, 5.0, 1.0), {}, True),
-        (Scenario(20, 0.1, 1.0, 1.2), {"alpha": 0.05, "tolerance": 1.1}, False),
-        (Scenario(20, 0.5, 3.0, 1.0), {"mode": "absolute"}, False),
-        (Scenario(20, 0.5, 3.0, 1.0), {"mode": "relative"}, True),
-    ],
-)
-def test_replica_agrees_with_the_real_judge(scenario: Scenario, options: dict[str, Any], gaps: bool) -> None:
-    analysis = Analysis.model_validate({"judge": "sequential", "slos": SLOS, "sequential": options})
-    counts = simulate(scenario, runs=25, intervals=30, seed=7)
-    if gaps:
-        counts = _with_stable_gaps(counts, seed=8)
-    replica = sequential_rollback(counts, analysis, scenario.share).tolist()
-    real = _real_first_fail(counts, analysis, scenario.share)
-    assert replica == real
-    assert any(real)  # the comparison covered failures, not just all-zero rows
+def test_a_fault_only_at_half_weight_is_timed_from_its_onset() -> None:
+    world = World(200.0, canary_error_ratio=4.0, fault_from_weight=50)
+    results = run_batch(Policy(), Scenario("late", world, False), seed=4, runs=4, judge=Ours(Policy().analysis))
+    for result in results:
+        assert result.outcome == "rolled back"
+        assert result.detect_seconds is not None
+        assert result.seconds - result.detect_seconds >= 2 * Policy().step_s  # weights 10 and 25 came first
+
+
+def test_peers_run_and_the_table_prints(capsys: pytest.CaptureFixture[str]) -> None:
+    scenario = Scenario("errors 5x", World(200.0, canary_error_ratio=5.0), False)
+    for judge in (Flagger(), Kayenta()):
+        assert all(r.outcome == "rolled back" for r in run_batch(Policy(), scenario, 5, 3, judge))
+    main(healthy_runs=2, fault_runs=2, only=2)
+    out = capsys.readouterr().out
+    assert "| req/s | scenario | runs | rollout | Flagger-style" in out
+    assert out.count("\n| ") == 1 + 2  # the header and two rows
+
+
+def test_peer_arithmetic() -> None:
+    assert p99_ms(1000, 5, 0) == 250.0
+    assert p99_ms(1000, 20, 0) == pytest.approx(250 + 250 * (0.99 - 0.98) / 0.02)
+    assert p99_ms(1000, 20, 20) == float("inf")
+    assert mann_whitney_greater(np.array([5.0, 6.0, 7.0, 8.0]), np.array([1.0, 2.0, 3.0, 4.0])) < 0.02
+    assert mann_whitney_greater(np.array([1.0, 2.0]), np.array([1.0, 2.0])) > 0.5
+    low, high = wilson(0, 2000)
+    assert low == 0.0
+    assert 0.0018 < high < 0.002

@@ -4,11 +4,13 @@ before a run ends, repaired after a crash, and guarded against other writers lik
 
 from __future__ import annotations
 
+import json
 from datetime import timedelta
 from typing import Any
 
 import pytest
 
+from rollout.core import persisting
 from rollout.core.actions import Notify, WeightPurpose
 from rollout.core.engine import decide, hold
 from rollout.core.judging import JudgeMemory, judge
@@ -226,3 +228,19 @@ def test_replaying_an_a_b_tick_gives_the_same_decision() -> None:
         before = d.state
         decision = d.tick()
         assert decide(d.policy, before, d.last_observations, d.times[-1]) == decision
+
+
+def test_every_a_b_state_survives_the_status_round_trip() -> None:
+    d = Driver(policy(steps=[{"match": {**BETA, "weight": 20}}, {"pause": {}}, {"setWeight": 100}]))
+    d.write_problem = RouteProblem(ProblemKind.CONFLICT, "lost a race")
+    states = []
+    for _ in range(12):
+        d.tick()
+        states.append(d.state)
+    healthy = Driver(d.policy)
+    healthy.until(lambda d: d.state.phase is Phase.PAUSED)
+    states.extend(dec.state for dec in healthy.decisions)
+    assert any(s.match_pending is not None and s.match_pending.before is None for s in states)
+    assert any(s.match_observed is not None for s in states)
+    for state in states:
+        assert persisting.load(json.loads(json.dumps(persisting.dump(state)))) == state

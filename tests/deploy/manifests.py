@@ -1,6 +1,6 @@
 """Reading the install manifests of ``deploy/`` with PyYAML, as kustomize would list them.
 
-Owns: locating ``deploy/base`` and ``deploy/overlays``, loading every YAML document of a
+Owns: locating ``deploy/base``, ``deploy/components`` and ``deploy/overlays``, loading every YAML document of a
 kustomization's ``resources`` and finding objects by kind and name. It must not change any file
 and does not run kustomize or kubectl.
 """
@@ -17,6 +17,7 @@ from tests.harness.kube import REPO_ROOT
 DEPLOY = REPO_ROOT / "deploy"
 BASE = DEPLOY / "base"
 EXAMPLE_OVERLAY = DEPLOY / "overlays" / "example"
+COMPONENTS = DEPLOY / "components"
 
 
 def kustomization(directory: Path = BASE) -> dict[str, Any]:

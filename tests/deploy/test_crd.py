@@ -7,6 +7,7 @@ from __future__ import annotations
 import copy
 import itertools
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,20 +16,24 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
-from rollout.core.judging import judge
+from rollout.core import persisting
+from rollout.core.conditions import conditions
 from rollout.core.states import (
-    ArmCounts,
-    JudgeMemory,
-    MetricsSample,
-    Outcome,
+    CommandKind,
+    PauseReason,
+    PendingWrite,
     Phase,
+    ProblemKind,
     RolloutState,
+    RouteProblem,
     Weights,
 )
 from rollout.errors import KubeError, KubeInvalid
 from rollout.kube.client import KubeClient
 from rollout.kube.crd import NAME, ROLLOUTS, crd_manifest, render, status_schema
-from rollout.policy.models import Analysis, Rollout, RolloutSpec
+from rollout.kube.rollouts import RolloutObject, status_document
+from rollout.policy.models import Rollout, RolloutSpec
+from tests.core.factories import Driver, command, policy
 from tests.deploy.manifests import BASE
 from tests.harness.kube import REPO_ROOT, ControlPlane
 
@@ -66,82 +71,32 @@ def _undeclared(schema: dict[str, Any], value: Any, path: str = "") -> list[str]
 
 
 def _full_state() -> RolloutState:
-    """A mid-run state whose verdict and memory come from the real sequential judge."""
-    analysis = Analysis.model_validate(
-        {
-            "judge": "sequential",
-            "minRequests": 50,
-            "slos": {"errorRate": {"max": "1%"}, "latency": {"percentile": 99, "max": "300ms"}},
-        }
-    )
-    memory, verdict = JudgeMemory(), None
-    for _ in range(3):
-        sample = MetricsSample(
-            outcome=Outcome.OK,
-            canary=ArmCounts(400.0, 3.0, 2.0),
-            stable=ArmCounts(7600.0, 40.0, 50.0),
-            window_seconds=30.0,
-        )
-        verdict, memory = judge(analysis, memory, sample, 0.25)
-    assert verdict is not None
-    assert verdict.checks
-    assert memory.accumulators
+    """A mid-run state with every part filled in: a verdict with checks, the judge's memory and the
+    reading it absorbed, a pending write, a route problem, approvals, handled commands."""
+    d = Driver(policy(steps=[{"setWeight": 10}, {"setWeight": 25}, {"approval": {}}, {"setWeight": 100}]))
+    d.until(lambda d: d.state.phase is Phase.AWAITING_APPROVAL)
+    d.tick([command(CommandKind.APPROVE, d.now, by="U012AB3CD")])
+    state = d.state
+    assert state.verdict is not None and state.verdict.checks and state.baseline is not None
     t0 = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-    return RolloutState(
-        phase=Phase.AWAITING_APPROVAL,
-        revision="0123456789ab",
-        step=3,
-        weights=Weights.of_canary(25),
-        prior_weights=Weights.of_canary(10),
-        run_started_at=t0,
-        step_started_at=t0 + timedelta(minutes=4),
-        last_judged_at=t0 + timedelta(minutes=5, seconds=30),
+    return replace(
+        state,
+        pending=PendingWrite(Weights.of_canary(100), Weights.of_canary(25), t0),
+        route_problem=RouteProblem(ProblemKind.CONFLICT, "lost a race"),
+        route_problem_since=t0,
         unavailable_since=t0 + timedelta(minutes=5),
-        failures=1,
-        verdict=verdict,
-        memory=memory,
-        message="waiting for approval at 25%",
-        pause_reason="drift",
-        approved_by="U012AB3CD",
-        approval_requested_at=t0 + timedelta(minutes=6),
-        end_reason="",
-        aborted_by="",
-        handled_commands=("cmd-1", "cmd-2"),
-        notified=("step-2", "approval-3"),
-        updated_at=t0 + timedelta(minutes=6, seconds=1),
+        pause_reason=PauseReason.DRIFT,
+        pause_detail="route carries canary=0 stable=100",
     )
 
 
 def _status(state: RolloutState, generation: int) -> dict[str, Any]:
     """The ``.status`` the daemon writes: summary fields, conditions and the engine's state."""
-    return {
-        "observedGeneration": generation,
-        "phase": state.phase.value,
-        "step": state.step,
-        "canaryWeight": state.weights.canary,
-        "stableWeight": state.weights.stable,
-        "message": state.message,
-        "revision": state.revision,
-        "conditions": [
-            {
-                "type": "Progressing",
-                "status": "True",
-                "reason": "StepPassed",
-                "message": "step 3 passed",
-                "lastTransitionTime": "2025-03-01T12:05:30Z",
-                "observedGeneration": generation,
-            },
-            {
-                "type": "Ready",
-                "status": "Unknown",
-                "reason": "AwaitingApproval",
-                "message": "",
-                "lastTransitionTime": "2025-03-01T12:06:00Z",
-                "observedGeneration": generation,
-            },
-        ],
-        "state": state.to_dict(),
-    }
+    meta = {"metadata": {"name": "x", "namespace": "y", "generation": generation}}
+    obj = RolloutObject(meta)
+    return status_document(
+        obj, state, conditions=conditions(state, [], datetime.now(UTC), generation=generation), steps=4
+    )
 
 
 STATES = {"full": _full_state(), "fresh": RolloutState()}
@@ -269,11 +224,12 @@ KITCHEN_SINK: dict[str, Any] = {
 @pytest.mark.kube
 def test_the_crd_is_established_with_its_names_and_columns(rollouts_crd: dict[str, Any]) -> None:
     names = rollouts_crd["status"]["acceptedNames"]
-    assert (names["kind"], names["plural"], names["singular"], names["shortNames"]) == (
+    assert (names["kind"], names["plural"], names["singular"], names["shortNames"], names["categories"]) == (
         "Rollout",
         "rollouts",
         "rollout",
-        ["ro"],
+        ["dro"],
+        ["delivery"],
     )
     version = rollouts_crd["spec"]["versions"][0]
     assert version["subresources"] == {"status": {}}
@@ -400,7 +356,7 @@ def test_a_full_status_is_stored_unchanged(
     stored = kube.get(ROLLOUTS, namespace, name)
     assert stored["status"] == status
     assert stored["spec"] == doc["spec"], "a status write must not touch the spec"
-    assert RolloutState.from_dict(stored["status"]["state"]) == state
+    assert persisting.load(stored["status"]["state"]) == state
 
 
 @pytest.mark.kube

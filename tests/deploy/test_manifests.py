@@ -1,21 +1,28 @@
-"""The kustomize base and the example overlay, read as YAML: every file listed and nothing missing,
-the objects an install needs, the daemon's hardening, its settings' names, least-privilege RBAC,
-and the overlay's policies are valid. Renders with ``kubectl kustomize`` when kubectl is present."""
+"""The kustomize base, the optional components and the example overlay, read as YAML: every file
+listed and nothing missing, the objects an install needs (and nothing that needs the Prometheus
+Operator in the base), the daemon's hardening, its settings' names, least-privilege RBAC, and the
+overlay's policies are valid. Rendered with the kustomize binary ``make deploy-tools`` builds."""
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
 
 from rollout.kube.crd import NAME
 from rollout.policy.loading import load_paths
 from rollout.settings import setting_docs
-from tests.deploy.manifests import BASE, EXAMPLE_OVERLAY, base_objects, documents, find, kustomization
+from tests.deploy.manifests import (
+    BASE,
+    COMPONENTS,
+    EXAMPLE_OVERLAY,
+    base_objects,
+    documents,
+    find,
+    kustomization,
+)
+from tests.harness.deploy_tools import ToolError, kustomize_build
 
 SYSTEM = "rollout-system"
 SETTINGS = {
@@ -56,9 +63,9 @@ def test_the_base_has_what_an_install_needs() -> None:
             ("Service", "rollout"),
             ("PodDisruptionBudget", "rollout"),
             ("NetworkPolicy", "rollout"),
-            ("ServiceMonitor", "rollout"),
         ]
     )
+    assert all(o["apiVersion"].split("/")[0] != "monitoring.coreos.com" for o in objects), "bare clusters refuse these"
     cluster_scoped = {"Namespace", "CustomResourceDefinition", "ClusterRole", "ClusterRoleBinding"}
     for obj in objects:
         expected = None if obj["kind"] in cluster_scoped else SYSTEM
@@ -93,8 +100,10 @@ def test_the_daemon_runs_hardened_with_two_replicas() -> None:
     assert container["ports"] == [{"name": "http", "containerPort": 8080, "protocol": "TCP"}]
     assert container["livenessProbe"]["httpGet"] == {"path": "/healthz", "port": "http"}
     assert container["readinessProbe"]["httpGet"] == {"path": "/readyz", "port": "http"}
-    assert {"cpu", "memory"} <= container["resources"]["requests"].keys()
-    assert "memory" in container["resources"]["limits"]
+    resources = container["resources"]
+    assert {"cpu", "memory", "ephemeral-storage"} <= resources["requests"].keys()
+    assert {"memory", "ephemeral-storage"} <= resources["limits"].keys()
+    assert resources["requests"]["memory"] == resources["limits"]["memory"]
 
 
 def test_settings_come_from_the_configmap_and_the_slack_token_from_an_optional_secret() -> None:
@@ -105,9 +114,11 @@ def test_settings_come_from_the_configmap_and_the_slack_token_from_an_optional_s
     assert settings["ROLLOUT_POLICY_DIR"] == "/etc/rollout/policies"
     assert settings["ROLLOUT_LOG_FORMAT"] == "json"
     assert container["envFrom"] == [{"configMapRef": {"name": "rollout-settings"}}]
-    secrets = {e["name"]: e for e in container["env"]}
+    env = {e["name"]: e["valueFrom"] for e in container["env"]}
     for name in ("ROLLOUT_SLACK__BOT_TOKEN", "ROLLOUT_SLACK__SIGNING_SECRET"):
-        assert secrets[name]["valueFrom"]["secretKeyRef"]["optional"] is True
+        assert env[name]["secretKeyRef"]["optional"] is True
+    assert env["ROLLOUT_LEADER__NAMESPACE"] == {"fieldRef": {"fieldPath": "metadata.namespace"}}
+    assert env["ROLLOUT_LEADER__IDENTITY"] == {"fieldRef": {"fieldPath": "metadata.name"}}
     mounts = {m["mountPath"]: m["name"] for m in container["volumeMounts"]}
     volumes = {v["name"]: v for v in find(objects, "Deployment")["spec"]["template"]["spec"]["volumes"]}
     policies = volumes[mounts[settings["ROLLOUT_POLICY_DIR"]]]
@@ -134,7 +145,7 @@ def test_service_pdb_servicemonitor_and_networkpolicy_select_the_daemon() -> Non
     assert service["spec"]["ports"][0]["name"] == "http"
     assert find(objects, "PodDisruptionBudget")["spec"]["minAvailable"] == 1
     assert find(objects, "PodDisruptionBudget")["spec"]["selector"]["matchLabels"].items() <= labels.items()
-    monitor = find(objects, "ServiceMonitor")
+    monitor = find(documents(COMPONENTS / "servicemonitor" / "servicemonitor.yaml"), "ServiceMonitor")
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["spec"]["selector"]["matchLabels"].items() <= service["metadata"]["labels"].items()
     assert monitor["spec"]["endpoints"] == [{"port": "http", "path": "/metrics", "interval": "30s"}]
@@ -192,6 +203,7 @@ def _overlay_files(overlay: dict[str, Any]) -> list[str]:
 def test_the_example_overlay_builds_on_the_base_and_its_files_exist() -> None:
     overlay = kustomization(EXAMPLE_OVERLAY)
     assert overlay["resources"] == ["../../base"]
+    assert set(overlay["components"]) == {f"../../components/{c.name}" for c in COMPONENTS.iterdir()}
     listed = _overlay_files(overlay)
     assert all((EXAMPLE_OVERLAY / f).is_file() for f in listed), listed
     on_disk = {str(p.relative_to(EXAMPLE_OVERLAY)) for p in EXAMPLE_OVERLAY.rglob("*.yaml")}
@@ -209,22 +221,34 @@ def test_the_example_overlay_policies_are_valid() -> None:
     assert len(result.rollouts) == len(paths)
 
 
-KUBECTL = shutil.which("kubectl")
+def test_each_component_lists_every_file_it_holds() -> None:
+    for component in COMPONENTS.iterdir():
+        spec = kustomization(component)
+        assert spec["kind"] == "Component", component
+        listed = set(spec.get("resources", []))
+        listed |= {f for gen in spec.get("configMapGenerator", []) for f in gen.get("files", [])}
+        on_disk = {p.name for p in component.iterdir()} - {"kustomization.yaml"}
+        assert listed == on_disk, component
 
 
-@pytest.mark.skipif(KUBECTL is None, reason="kubectl (for `kubectl kustomize`) is not installed")
+MONITORING = {("ServiceMonitor", "rollout"), ("PrometheusRule", "rollout"), ("ConfigMap", "rollout-dashboard")}
+
+
 @pytest.mark.parametrize("directory", [BASE, EXAMPLE_OVERLAY], ids=["base", "example"])
 def test_kustomize_renders(directory: Path) -> None:
-    assert KUBECTL is not None
-    done = subprocess.run(
-        [KUBECTL, "kustomize", str(directory)], capture_output=True, text=True, timeout=60, check=False
-    )
-    assert done.returncode == 0, done.stderr
-    rendered = [d for d in yaml.safe_load_all(done.stdout) if d]
+    try:
+        rendered = kustomize_build(directory)
+    except ToolError as e:
+        pytest.fail(str(e), pytrace=False)
     kinds = sorted((d["kind"], d["metadata"]["name"]) for d in rendered)
-    assert kinds == sorted((o["kind"], o["metadata"]["name"]) for o in base_objects())
+    extra = MONITORING if directory == EXAMPLE_OVERLAY else set()
+    assert kinds == sorted({(o["kind"], o["metadata"]["name"]) for o in base_objects()} | extra)
     if directory == EXAMPLE_OVERLAY:
         policies = find(rendered, "ConfigMap", "rollout-policies")["data"]
         assert set(policies) == {"recommendations-canary.yaml"}
         image = _container(rendered)["image"]
         assert image == "registry.example.com/platform/rollout:0.1.0"
+        for kind, name in MONITORING - {("ConfigMap", "rollout-dashboard")}:
+            assert find(rendered, kind, name)["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+        dashboard = find(rendered, "ConfigMap", "rollout-dashboard")
+        assert dashboard["metadata"]["labels"]["grafana_dashboard"] == "1"

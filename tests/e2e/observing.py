@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any, Self
 
 from rollout.kube.client import Resource
+from rollout.kube.commands import ROLLOUT_COMMANDS
 from rollout.kube.rollouts import ROLLOUTS
 from tests.harness.stack import CANARY, ROOT, ROUTE, STABLE, Daemon, Stack, wait_until
 
@@ -78,6 +79,12 @@ def wait_status(
         for d in daemons:
             print(f"--- {d.name} ---\n{d.tail(60)}")
         raise
+
+
+def commands(stack: Stack, namespace: str) -> list[dict[str, Any]]:
+    """Every RolloutCommand of the namespace."""
+    assert stack.kube is not None
+    return stack.kube.list(ROLLOUT_COMMANDS, namespace)
 
 
 def phase_is(*phases: str) -> Callable[[dict[str, Any]], bool]:

@@ -137,10 +137,10 @@ def test_no_canary_traffic_holds_then_pauses_at_deadline(stack: Stack, ns: str, 
 
     print(f"holding: {holding['message']}\npaused: {final['message']}")
     verdict = holding["state"]["verdict"]
-    assert verdict["kind"] != "fail" and verdict["enough_data"] is False
+    assert verdict["kind"] != "fail" and verdict["enoughData"] is False
     assert holding["phase"] == "Progressing"
     assert "request" in holding["message"].lower() or "data" in holding["message"].lower(), holding["message"]
-    assert final["state"]["pauseReason"].startswith("progress deadline")
+    assert final["state"]["pauseReason"] == "ProgressDeadline"
     assert "progressDeadline" in final["message"]
     assert route.canaries() == [0, 20], "never more canary traffic without data, never promoted"
     assert "Deadline" in {e["reason"] for e in events(stack, ns)}

@@ -16,6 +16,7 @@ from tests.e2e.observing import (
     RouteRecorder,
     StatusRecorder,
     cli,
+    commands,
     daemon_log_events,
     events,
     phase_is,
@@ -42,7 +43,7 @@ def test_hand_edited_weights_are_drift(stack: Stack, ns: str, daemons: DaemonFac
         paused = wait_status(
             stack,
             ns,
-            lambda s: s.get("phase") == "Paused" and s["state"]["pauseReason"].startswith("drift"),
+            lambda s: s.get("phase") == "Paused" and s["state"].get("pauseReason") == "Drift",
             timeout=30,
             what="Paused for drift",
             daemons=(daemon,),
@@ -99,11 +100,12 @@ def test_operator_commands_through_the_cli(stack: Stack, ns: str, daemons: Daemo
         route.wait(lambda stable, canary: canary == 20, timeout=90, what="20%")
         cli(stack, "pause", name, "-n", ns, "--reason", "looking at dashboards")
         paused = wait_status(stack, ns, phase_is("Paused"), timeout=30, what="Paused", daemons=d)
-        assert paused["state"]["pauseReason"] == f"paused by {ADMIN}", paused["state"]["pauseReason"]
+        assert paused["state"]["pauseReason"] == "Manual", paused["state"]
+        assert ADMIN in paused["state"]["pauseDetail"] and "looking at dashboards" in paused["state"]["pauseDetail"]
 
         cli(stack, "resume", name, "-n", ns)
         wait_status(
-            stack, ns, lambda s: s["state"]["pauseReason"] == "pause step", timeout=60, what="pause step", daemons=d
+            stack, ns, lambda s: s["state"].get("pauseReason") == "PauseStep", timeout=60, what="pause step", daemons=d
         )
         cli(stack, "resume", name, "-n", ns)
         wait_status(stack, ns, phase_is("AwaitingApproval"), timeout=60, what="AwaitingApproval", daemons=d)
@@ -113,7 +115,7 @@ def test_operator_commands_through_the_cli(stack: Stack, ns: str, daemons: Daemo
         wait_status(
             stack,
             ns,
-            lambda s: s["canaryWeight"] == 60 and s["state"]["pauseReason"] == "pause step",
+            lambda s: s["canaryWeight"] == 60 and s["state"].get("pauseReason") == "PauseStep",
             timeout=60,
             what="the pause step at 60% after the approval",
             daemons=d,
@@ -136,7 +138,8 @@ def test_operator_commands_through_the_cli(stack: Stack, ns: str, daemons: Daemo
     assert final["state"]["endReason"] == f"promoted by {ADMIN}, gates skipped"
     canaries = route.canaries()
     assert canaries == [0, 20, 40, 60, 0, 20, 100], canaries
-    assert not rollout(stack, ns).get("metadata", {}).get("annotations", {}).get("delivery.rollout.dev/commands")
+    handled = [c.get("status", {}).get("phase") for c in commands(stack, ns)]
+    assert handled and set(handled) == {"Accepted"}, handled  # every command acknowledged, none refused
     # Who approved is in the status for the rest of that run (state.approvals: "step N: who").
     said = {a for *_, a in statuses.seen if a}
     assert f"step 4: {ADMIN}" in said, f"the status shows who approved: {said}"
@@ -200,12 +203,12 @@ def test_rollout_object_pydantic_rejects_moves_no_traffic(stack: Stack, ns: str,
             daemons=(daemon,),
         )
         wait_until(
-            lambda: "InvalidPolicy" in {e["reason"] for e in events(stack, ns)}, timeout=30, what="InvalidPolicy Event"
+            lambda: "InvalidSpec" in {e["reason"] for e in events(stack, ns)}, timeout=30, what="InvalidSpec Event"
         )
         time.sleep(4)  # two more ticks
     finally:
         route.stop()
     assert "banana" in invalid["message"] or "errorRate" in invalid["message"], invalid["message"]
     assert route.canaries() == [0] and route.sums() == {100}, "no traffic moved"
-    assert status(stack, ns).get("phase") in (None, "", "Pending")
+    assert status(stack, ns).get("phase") == "Invalid"
     assert daemon_log_events(daemon, "rollout.invalid")

@@ -38,15 +38,22 @@ def test_healthy_canary_promotes(stack: Stack, ns: str, daemons: DaemonFactory) 
     # The status carries the last verdict with its numbers.
     assert final["canaryWeight"] == 100 and final["stableWeight"] == 0
     verdict = final["state"]["verdict"]
-    assert verdict["kind"] == "pass" and verdict["enough_data"] is True
+    assert verdict["kind"] == "pass" and verdict["enoughData"] is True
     checks = {c["name"]: c for c in verdict["checks"]}
     assert {"errorRate", "latency"} <= set(checks)
     assert all(c["value"] is not None and c["limit"] is not None for c in checks.values())
-    assert verdict["canary"]["requests"] > 0 and verdict["stable"]["requests"] > 0
+    assert verdict["canary"]["requests"] > 0  # judged at 100%: stable served nothing at this step
     notified = final["state"]["notified"]
     assert len(notified) == len(set(notified)) and "promoted" in notified
     conditions = {c["type"]: c["status"] for c in final["conditions"]}
-    assert conditions == {"PolicyValid": "True", "Completed": "True"}
+    assert conditions == {
+        "PolicyValid": "True",
+        "Completed": "True",
+        "Succeeded": "True",
+        "Progressing": "False",
+        "Paused": "False",
+        "Degraded": "False",
+    }
 
     reasons = {e["reason"] for e in events(stack, ns)}
     assert {"Started", "Step", "Promoted"} <= reasons, reasons
@@ -55,9 +62,10 @@ def test_healthy_canary_promotes(stack: Stack, ns: str, daemons: DaemonFactory) 
     assert code == 200, body
     code, metrics = daemon.get("/metrics")
     assert code == 200
-    key = f'rollout="{ns}/recommendations"'
-    assert f'rollout_phase{{phase="Promoted",{key}}} 1.0' in metrics, metrics[:2000]
-    assert f"rollout_canary_weight_percent{{{key}}} 100.0" in metrics
+    key = f'name="recommendations",namespace="{ns}"'
+    assert f'rolloutd_rollout_info{{{key},phase="Promoted"}} 1.0' in metrics, metrics[:2000]
+    assert f"rolloutd_rollout_canary_weight_ratio{{{key}}} 1.0" in metrics
+    assert f"rolloutd_promotions_total{{{key}}} 1.0" in metrics
 
 
 def test_idle_daemon_cpu_and_memory(stack: Stack, ns: str, daemons: DaemonFactory) -> None:

@@ -27,7 +27,7 @@ from typing import Any
 
 import yaml
 
-from rollout.core.commanding import PAUSE_STEP
+from rollout.core.states import PauseReason
 from rollout.kube.rollouts import ROLLOUTS, RolloutObject
 from rollout.policy.loading import load_paths
 from rollout.policy.models import Rollout
@@ -43,7 +43,6 @@ def compressed(policy: Rollout, factor: float) -> dict[str, Any]:
     analysis = doc["spec"]["analysis"]
     a = policy.spec.analysis
     analysis["interval"] = _secs(a.interval / factor, floor=2)
-    analysis["window"] = _secs(max(a.effective_window / factor, timedelta(seconds=6)), floor=6)
     analysis["stepDuration"] = _secs(a.effective_step_duration / factor, floor=4)
     for step, model in zip(doc["spec"]["steps"], policy.spec.steps, strict=True):
         if model.pause is not None and model.pause.duration is not None:
@@ -63,11 +62,14 @@ def show(obj: RolloutObject, started: float) -> str:
     judged = ""
     if verdict is not None and verdict.canary is not None:
         c, st = verdict.canary, verdict.stable
-        judged = f" | {verdict.kind.value:<4} canary {c.errors:.0f}/{c.requests:.0f} errors, {c.slow:.0f} slow"
+        judged = (
+            f" | {verdict.kind.value:<4} at this step: canary {c.errors:.0f}/{c.requests:.0f} errors, {c.slow:.0f} slow"
+        )
         if st is not None:
             judged += f"; stable {st.errors:.0f}/{st.requests:.0f} errors"
     return (
-        f"  {time.monotonic() - started:6.1f}s  {s.get('phase', 'Pending'):<16} step {s.get('step', 0)}  "
+        f"  {time.monotonic() - started:6.1f}s  {s.get('phase', 'Pending'):<16} "
+        f"step {s.get('step', 0)}/{s.get('steps', '?')}  "
         f"canary {s.get('canaryWeight', 0):>3}%  stable {s.get('stableWeight', 100):>3}%{judged}"
     )
 
@@ -100,7 +102,7 @@ def follow(
                 if obj.status.get("step", 0) >= step:
                     action()
                     del on_step[step]  # type: ignore[union-attr]
-            waiting_on_a_pause_step = state.pause_reason == PAUSE_STEP
+            waiting_on_a_pause_step = state.pause_reason is PauseReason.STEP
             if state.phase.value in until and not waiting_on_a_pause_step:
                 return obj
         time.sleep(0.5)

@@ -17,6 +17,7 @@ totals, and their history for ``truth(at=...)``) is kept next to the counters.
 HTTP (JSON) on the same port as ``/metrics``:
   GET  /metrics                       the Prometheus text exposition
   GET  /truth[?at=UNIX]               exact totals per backend (now, or the last tick at or before ``at``)
+                                      (``served(at)``: what the first /metrics answer at or after ``at`` showed)
   GET  /backends                      the current profiles
   PUT  /backends/NAME  {"rps": 50, "error_rate": 0.02, "client_error_rate": 0,
                         "latency_median_ms": 20, "latency_p99_ms": 200}   create or update (partial)
@@ -31,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import bisect
+import itertools
 import json
 import math
 import random
@@ -50,6 +52,7 @@ ENVOY_BUCKETS_MS: tuple[float, ...] = (
 )
 # fmt: on
 _Z99 = 2.3263478740408408  # the standard normal's 99th percentile
+RQ = "envoy_cluster_upstream_rq"
 
 
 @dataclass(frozen=True)
@@ -155,6 +158,7 @@ class TrafficExporter:
             maxlen=max(1, int(history_seconds / tick_seconds)) if history_seconds > 0 else 1
         )
         self._keep_history = history_seconds > 0
+        self._served: deque[tuple[float, dict[str, dict[str, Any]]]] = deque(maxlen=self._history.maxlen)
         self._stop = threading.Event()
         self._server = ThreadingHTTPServer((host, port), _handler(self))
         self._server.daemon_threads = True
@@ -246,29 +250,51 @@ class TrafficExporter:
 
     # --- exposition --------------------------------------------------------------------------
 
-    def render(self) -> str:
-        rq = [
-            "# HELP envoy_cluster_upstream_rq Total requests by response code",
-            "# TYPE envoy_cluster_upstream_rq counter",
-        ]
-        hist = [
-            "# HELP envoy_cluster_upstream_rq_time Request time in milliseconds",
-            "# TYPE envoy_cluster_upstream_rq_time histogram",
-        ]
+    def samples(self) -> list[tuple[str, dict[str, str], float]]:
+        """Every series as (metric name, labels, value), in exposition order."""
         with self._lock:
-            for name, b in sorted(self._backends.items()):
-                cluster = f'envoy_cluster_name="{_escape(name)}"'
-                for code, n in sorted(b.codes.items()):
-                    rq.append(f'envoy_cluster_upstream_rq{{{cluster},envoy_response_code="{code}"}} {n}')
-                cumulative = 0
-                for bound, n in zip(ENVOY_BUCKETS_MS, b.buckets, strict=False):
-                    cumulative += n
-                    hist.append(f'envoy_cluster_upstream_rq_time_bucket{{{cluster},le="{_le(bound)}"}} {cumulative}')
-                total = cumulative + b.buckets[-1]
-                hist.append(f'envoy_cluster_upstream_rq_time_bucket{{{cluster},le="+Inf"}} {total}')
-                hist.append(f"envoy_cluster_upstream_rq_time_sum{{{cluster}}} {b.sum_ms!r}")
-                hist.append(f"envoy_cluster_upstream_rq_time_count{{{cluster}}} {total}")
-        return "\n".join([*rq, *hist, ""])
+            return self._samples()
+
+    def _samples(self) -> list[tuple[str, dict[str, str], float]]:
+        rq: list[tuple[str, dict[str, str], float]] = []
+        hist: list[tuple[str, dict[str, str], float]] = []
+        for name, b in sorted(self._backends.items()):
+            cluster = {"envoy_cluster_name": name}
+            rq.extend((RQ, {**cluster, "envoy_response_code": c}, n) for c, n in sorted(b.codes.items()))
+            cumulative = list(itertools.accumulate(b.buckets))
+            les = [*map(_le, ENVOY_BUCKETS_MS), "+Inf"]
+            hist.extend((f"{RQ}_time_bucket", {**cluster, "le": le}, n) for le, n in zip(les, cumulative, strict=True))
+            hist.append((f"{RQ}_time_sum", cluster, b.sum_ms))
+            hist.append((f"{RQ}_time_count", cluster, cumulative[-1]))
+        return rq + hist
+
+    def render(self) -> str:
+        """The Prometheus text exposition; what it showed is remembered for ``served``."""
+        with self._lock:
+            samples = self._samples()
+            if self._keep_history:
+                self._served.append((time.time(), self._snapshot()))
+        lines = {
+            RQ: [f"# HELP {RQ} Total requests by response code", f"# TYPE {RQ} counter"],
+            f"{RQ}_time": [f"# HELP {RQ}_time Request time in milliseconds", f"# TYPE {RQ}_time histogram"],
+        }
+        for name, labels, value in samples:
+            lines[RQ if name == RQ else f"{RQ}_time"].append(f"{name}{{{series_labels(labels)}}} {value!r}")
+        return "\n".join([*lines[RQ], *lines[f"{RQ}_time"], ""])
+
+    def served(self, at: float) -> dict[str, dict[str, Any]]:
+        """The totals the first ``/metrics`` answer rendered at or after ``at`` showed (what a
+        scrape that started at ``at`` stored)."""
+        with self._lock:
+            for ts, snap in self._served:
+                if ts >= at:
+                    return snap
+        raise LookupError(f"no /metrics answer recorded at or after {at}")
+
+
+def series_labels(labels: dict[str, str]) -> str:
+    """``a="1",b="2"``: label pairs as the text formats write them."""
+    return ",".join(f'{k}="{_escape(v)}"' for k, v in labels.items())
 
 
 def _handler(exporter: TrafficExporter) -> type[BaseHTTPRequestHandler]:

@@ -70,9 +70,13 @@ def free_port() -> int:
 class ControlPlane:
     """etcd + kube-apiserver on loopback; use as a context manager or call ``start``/``stop``."""
 
-    def __init__(self, bin_dir: Path | None = None, *, name: str = "rollout-test") -> None:
+    def __init__(
+        self, bin_dir: Path | None = None, *, name: str = "rollout-test", apiserver_args: Sequence[str] = ()
+    ) -> None:
         self.bin_dir = bin_dir or binaries_dir()
         self.name = name
+        self.apiserver_args = list(apiserver_args)  # extra flags, e.g. an audit log or --watch-cache=false
+        self.etcd_url = ""
         self.token = secrets.token_hex(16)
         self.workdir: Path | None = None
         self.port = 0
@@ -113,6 +117,7 @@ class ControlPlane:
         assert work is not None
         etcd_port, peer_port, self.port = free_port(), free_port(), free_port()
         etcd_url, peer_url = f"http://127.0.0.1:{etcd_port}", f"http://127.0.0.1:{peer_port}"
+        self.etcd_url = etcd_url
         self._spawn(
             "etcd",
             [
@@ -148,6 +153,7 @@ class ControlPlane:
                 "--allow-privileged=true",
                 "--enable-priority-and-fairness=false",
                 "--endpoint-reconciler-type=none",
+                *self.apiserver_args,
             ],
         )
         self._wait_ready(timeout)
@@ -245,6 +251,26 @@ class ControlPlane:
         parsed = json.loads(raw) if raw else {}
         assert isinstance(parsed, dict)
         return parsed
+
+    def request_as(
+        self, user: str, group: str | None, method: str, path: str, body: object = None
+    ) -> tuple[int, dict[str, Any]]:
+        """One request as ``user`` in ``group`` (admin impersonation: the API server authenticates the
+        admin, then authorizes and admits the request as that user); returns (status, body)."""
+        data = json.dumps(body).encode() if body is not None else None
+        req = urllib.request.Request(self.url + path, data=data, method=method)
+        req.add_header("Authorization", f"Bearer {self.token}")
+        req.add_header("Content-Type", "application/json")
+        req.add_header("Impersonate-User", user)
+        if group is not None:
+            req.add_header("Impersonate-Group", group)
+        try:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=10) as resp:
+                raw, status = resp.read(), int(resp.status)
+        except urllib.error.HTTPError as e:
+            raw, status = e.read(), int(e.code)
+        parsed = json.loads(raw) if raw else {}
+        return status, parsed if isinstance(parsed, dict) else {}
 
     def create_namespace(self, name: str) -> None:
         self.request(

@@ -1,9 +1,10 @@
 """PrometheusServer: the real Prometheus binary on a free loopback port, for tests and benchmarks.
 
 Owns one server process: a generated config (1 s scrape and evaluation interval by default)
-listing the given scrape targets, a temporary data dir, readiness waiting, ``stop()``/``start()``
-again on the same port and data dir (outage tests), and cleanup of the process and the dir. It
-must not touch any other Prometheus (e.g. a system service on :9090).
+listing the given scrape targets (none: it only serves its data dir, e.g. backfilled blocks, see
+``backfill.py``), a temporary data dir, readiness waiting, ``stop()``/``start()`` again on the
+same port and data dir (outage tests), and cleanup of the process and the dir. It must not touch
+any other Prometheus (e.g. a system service on :9090).
 """
 
 from __future__ import annotations
@@ -55,12 +56,14 @@ class PrometheusServer:
         port: int | None = None,
         binary: str | None = None,
         ready_timeout: float = 30.0,
+        retention: str = "1h",
     ) -> None:
         self.targets = list(targets)
         self.scrape_interval = scrape_interval
         self.port = port or free_port()
         self.binary = binary or find_binary()
         self.ready_timeout = ready_timeout
+        self.retention = retention
         self._dir = Path(tempfile.mkdtemp(prefix="rollout-prometheus-"))
         self.data_dir = self._dir / "data"
         self.config_file = self._dir / "prometheus.yml"
@@ -83,7 +86,9 @@ class PrometheusServer:
                 "evaluation_interval": self.scrape_interval,
                 "scrape_timeout": self.scrape_interval,
             },
-            "scrape_configs": [{"job_name": "traffic", "static_configs": [{"targets": self.targets}]}],
+            "scrape_configs": (
+                [{"job_name": "traffic", "static_configs": [{"targets": self.targets}]}] if self.targets else []
+            ),
         }
         self.config_file.write_text(json.dumps(config, indent=2))  # JSON is YAML
 
@@ -99,7 +104,7 @@ class PrometheusServer:
                 f"--storage.tsdb.path={self.data_dir}",
                 f"--web.listen-address=127.0.0.1:{self.port}",
                 "--web.enable-lifecycle",
-                "--storage.tsdb.retention.time=1h",
+                f"--storage.tsdb.retention.time={self.retention}",
                 "--log.level=warn",
             ],
             stdout=log,

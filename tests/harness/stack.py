@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from rollout.kube.client import KubeClient, Resource
+from rollout.kube.commands import admission_policy
 from rollout.routers.gatewayroute import GATEWAY_ROUTES
 from tests.harness.exporter import TrafficExporter
 from tests.harness.kube import CRD_FIXTURES, ControlPlane, free_port, upstream_crds_dir
@@ -30,6 +31,8 @@ from tests.harness.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
 ROLLOUT_CRD = ROOT / "deploy" / "base" / "crd.yaml"
+COMMANDS_CRD = ROOT / "deploy" / "base" / "crd-rolloutcommands.yaml"
+ADMIN = "rollout-admin"  # the harness's admin user: the daemons here run as it, so it is "the daemon" for the policy
 STABLE, CANARY = "recommendation-service-v1", "recommendation-service-v2"
 ROUTE = "recommendation-canary-gateway-route"
 UPSTREAM_CRDS = (
@@ -150,7 +153,8 @@ class Stack:
     def start(self) -> Stack:
         try:
             self.plane.start()
-            self.plane.apply_crds([ROLLOUT_CRD, *self._route_crds()])
+            self.plane.apply_crds([ROLLOUT_CRD, COMMANDS_CRD, *self._route_crds()])
+            install_admission_policy(self.plane, daemon=ADMIN)
             self.plane.create_namespace("rollout-system")
             self.kube = KubeClient.from_kubeconfig(str(self.plane.kubeconfig))
             self.exporter.start()
@@ -229,17 +233,33 @@ class Stack:
             shutil.rmtree(self.workdir, ignore_errors=True)
 
 
+def install_admission_policy(plane: ControlPlane, *, daemon: str) -> None:
+    """The admission policy that makes a RolloutCommand's spec.by trustworthy, as deploy/base installs it."""
+    for obj in admission_policy(daemon=daemon):
+        kind = "validatingadmissionpolicies"
+        if obj["kind"] != "ValidatingAdmissionPolicy":
+            kind = "validatingadmissionpolicybindings"
+        plane.request("POST", f"/apis/admissionregistration.k8s.io/v1/{kind}", obj)
+
+
 def wait_until(predicate: Any, *, timeout: float, interval: float = 0.25, what: str = "condition") -> Any:
-    """Poll ``predicate`` until it returns something truthy; raises TimeoutError naming ``what``."""
+    """Poll ``predicate`` until it returns something truthy; raises TimeoutError naming ``what`` with
+    the last value, and the last exception the predicate raised (chained), if it raised."""
     deadline = time.monotonic() + timeout
     last: Any = None
+    error: Exception | None = None
     while time.monotonic() < deadline:
-        with contextlib.suppress(Exception):
+        try:
             last = predicate()
+            error = None
+        except Exception as e:  # the object may not exist yet; remembered for the report
+            error = e
+        else:
             if last:
                 return last
         time.sleep(interval)
-    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r})")
+    raised = f"; the predicate last raised {error!r}" if error is not None else ""
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what} (last: {last!r}{raised})") from error
 
 
 @contextlib.contextmanager

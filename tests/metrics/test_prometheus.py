@@ -1,22 +1,21 @@
-"""PrometheusProvider against a real Prometheus scraping the synthetic Envoy exporter.
+"""PrometheusProvider against a real Prometheus *scraping* the synthetic Envoy exporter every second
+(the backfilled contract suite and accuracy matrix cover everything that needs no live scrape).
 
-Tolerance (stated once): Prometheus' ``increase()`` sees the samples scraped inside the window and
-extrapolates them to its edges, so with a 1 s scrape interval and a 10 s window the request, error
-and slow counts are compared with the exporter's exact truth over the same window within 15 %
-relative, and the error and slow ratios within 0.01 absolute (the non-overlapping edges hold about
-a tenth of the requests, so the ratio's sampling error there is ~0.002; 0.01 is about 5 sigma).
+Exactness is checked against what the exporter actually served each scrape (``served``): the
+difference of two readings must equal it to the request, no tolerance.
 """
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterator, Sequence
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 
-from rollout.core.states import ArmCounts, MetricsSample, Outcome
+from rollout.core.readings import Outcome, Reading, difference
 from rollout.errors import MetricsUnavailable
 from rollout.metrics.base import AnalysisRequest
 from rollout.metrics.prometheus import PrometheusProvider
@@ -24,260 +23,171 @@ from rollout.policy.models import CustomMetric, MetricLabels
 from rollout.runtime.retrying import RetryPolicy
 from rollout.settings import PrometheusSettings
 from tests.harness.exporter import TrafficExporter
-from tests.harness.prometheus import PrometheusServer, free_port
+from tests.harness.prometheus import PrometheusServer
 
 pytestmark = pytest.mark.prometheus
 
-WINDOW = 10.0
-SHORT = 4.0
+LAG = timedelta(seconds=1.5)  # read a little in the past: every sample up to `at` is ingested
 Factory = Callable[[Sequence[str]], PrometheusServer]
 
 
-def request(
-    key: str, stable: str, canary: str, *, window: float = WINDOW, bound: float | None = 0.25, **extra: Any
-) -> AnalysisRequest:
+def request(key: str, stable: str, canary: str, *, bound: float | None = 0.25, **extra: Any) -> AnalysisRequest:
     return AnalysisRequest(
         key=key,
         namespace="default",
         stable=stable,
         canary=canary,
-        window_seconds=window,
-        interval_seconds=window,
+        interval_seconds=5,
         latency_bound_seconds=bound,
         **extra,
     )
 
 
-def now() -> datetime:
-    return datetime.now(UTC)
-
-
-def collect_one(provider: PrometheusProvider, req: AnalysisRequest) -> MetricsSample:
-    return provider.collect([req], now())[req.key]
+def read(provider: PrometheusProvider, req: AnalysisRequest) -> Reading:
+    return provider.collect([req], datetime.now(UTC) - LAG)[req.key]
 
 
 @pytest.fixture(scope="module")
-def scenario(traffic_exporter: TrafficExporter, prometheus_server: PrometheusServer) -> dict[str, str]:
-    """Backends for every test, created at once so that one wait fills all their windows."""
+def scenario(traffic_exporter: TrafficExporter, prometheus_server: PrometheusServer) -> None:
+    """Backends for every test, created at once so that one wait serves them all."""
     ex = traffic_exporter
-    ex.set_backend("acc-v1", rps=300, error_rate=0.01, latency_median_ms=20, latency_p99_ms=200)
-    ex.set_backend("acc-v2", rps=200, error_rate=0.05, client_error_rate=0.03, latency_median_ms=60, latency_p99_ms=900)
-    for stem in ("idle", "gone", "reset", "batch", "custom"):
-        ex.set_backend(f"{stem}-v1", rps=80, error_rate=0.02)
-        ex.set_backend(f"{stem}-v2", rps=40, error_rate=0.02)
-    prometheus_server.wait_for('envoy_cluster_upstream_rq{envoy_response_code="503"}', count=12)
-    time.sleep(WINDOW + 2)
-    return {}
+    ex.set_backend("live-v1", rps=300, error_rate=0.01, latency_median_ms=20, latency_p99_ms=200)
+    ex.set_backend(
+        "live-v2", rps=200, error_rate=0.05, client_error_rate=0.03, latency_median_ms=60, latency_p99_ms=900
+    )
+    for stem in ("gone", "reset"):
+        ex.set_backend(f"{stem}-v1", rps=80, error_rate=0.2)
+        ex.set_backend(f"{stem}-v2", rps=40, error_rate=0.2)
+    prometheus_server.wait_for('envoy_cluster_upstream_rq{envoy_response_code="503"}', count=6)
+    time.sleep(2.5)
 
 
 @pytest.fixture
-def provider(prometheus_server: PrometheusServer, scenario: dict[str, str]) -> Iterator[PrometheusProvider]:
-    p = PrometheusProvider(PrometheusSettings(url=prometheus_server.url))
+def provider(prometheus_server: PrometheusServer, scenario: None) -> Iterator[PrometheusProvider]:
+    p = PrometheusProvider({"default": PrometheusSettings(url=prometheus_server.url)})
     yield p
     p.close()
 
 
-def window_truth(ex: TrafficExporter, backend: str, at: datetime) -> dict[str, float]:
-    end, start = ex.truth(at.timestamp())[backend], ex.truth(at.timestamp() - WINDOW)[backend]
-    return {
-        "requests": end["requests"] - start["requests"],
-        "errors": end["errors"] - start["errors"],
-        "slow": end["slower_than_ms"]["250"] - start["slower_than_ms"]["250"],
-    }
-
-
-def test_counts_and_ratios_match_the_exporters_truth(
+def test_live_differences_are_exactly_what_the_exporter_served(
     provider: PrometheusProvider, traffic_exporter: TrafficExporter
 ) -> None:
-    at = now()
-    sample = provider.collect([request("default/acc", "acc-v1", "acc-v2")], at)["default/acc"]
-    assert sample.outcome is Outcome.OK, sample.detail
-    for arm, backend in ((sample.canary, "acc-v2"), (sample.stable, "acc-v1")):
-        assert arm is not None
-        truth = window_truth(traffic_exporter, backend, at)
-        assert arm.requests == pytest.approx(truth["requests"], rel=0.15)
-        assert arm.errors == pytest.approx(truth["errors"], rel=0.15, abs=3)
-        assert arm.slow == pytest.approx(truth["slow"], rel=0.15, abs=3)
-        assert arm.error_ratio == pytest.approx(truth["errors"] / truth["requests"], abs=0.01)
-        assert arm.slow_ratio == pytest.approx(truth["slow"] / truth["requests"], abs=0.01)
-    # 404s are requests but not errors: the canary's error ratio is its 5xx share only
-    assert sample.canary is not None
-    assert sample.canary.error_ratio == pytest.approx(0.05, abs=0.02)
-    assert sample.queries[0].startswith("sum by (envoy_cluster_name) (increase(envoy_cluster_upstream_rq{")
-    assert sample.detail == ""  # 250 ms is an Envoy bucket bound: nothing to explain
+    req = request("default/live", "live-v1", "live-v2")
+    readings = []
+    for _ in range(4):
+        readings.append(read(provider, req))
+        time.sleep(1.3)
+    for before, after in itertools.pairwise(readings):
+        assert after.outcome is Outcome.OK, after.detail
+        interval = difference(before, after)
+        assert interval is not None
+        for arm, backend, old, new in (
+            (interval.canary, "live-v2", before.canary, after.canary),
+            (interval.stable, "live-v1", before.stable, after.stable),
+        ):
+            assert old is not None
+            assert new is not None
+            ((_, start),), ((_, end),) = old.items(), new.items()  # one scrape target: the exporter
+            served_then, served_now = (
+                traffic_exporter.served(start.at)[backend],
+                traffic_exporter.served(end.at)[backend],
+            )
+            assert arm.requests == served_now["requests"] - served_then["requests"]
+            assert arm.errors == served_now["errors"] - served_then["errors"]  # 5xx only, 404s are not errors
+            slow = served_now["slower_than_ms"]["250"] - served_then["slower_than_ms"]["250"]
+            assert arm.slow == arm.slow_above == slow
+    assert readings[0].queries[0] == (
+        'sum without (envoy_response_code) (envoy_cluster_upstream_rq{envoy_cluster_name=~"live-v1|live-v2"})'
+    )
 
 
-def test_a_bound_between_buckets_uses_the_next_bucket_and_says_so(provider: PrometheusProvider) -> None:
-    sample = collect_one(provider, request("default/acc", "acc-v1", "acc-v2", bound=0.3))
-    assert sample.outcome is Outcome.OK
-    assert "300ms is not a histogram bucket bound" in sample.detail
-    assert any('le=~"500|500\\\\.0"' in q for q in sample.queries)
+def test_bad_promql_and_execution_errors_are_query_errors_for_their_rollout_only(provider: PrometheusProvider) -> None:
+    duplicate = CustomMetric(
+        name="dup",
+        max=1,
+        query='{{__name__=~"envoy_cluster_upstream_rq_time_(sum|count)", {backend_label}="{backend}"}} * 1',
+    )
+    batch = [
+        request("default/selector", "live-v1", "live-v2", labels=MetricLabels(selector='zone=~"("')),
+        request("default/dup", "live-v1", "live-v2", custom=(duplicate,)),
+        request("default/fine", "live-v1", "live-v2"),
+    ]
+    readings = provider.collect(batch, datetime.now(UTC) - LAG)
+    selector = readings["default/selector"]
+    assert selector.outcome is Outcome.QUERY_ERROR
+    assert "default/selector: requests: Prometheus at" in selector.detail
+    assert "answered HTTP 400 bad_data" in selector.detail
+    assert 'zone=~"("' in selector.detail
+    dup = readings["default/dup"]
+    assert dup.outcome is Outcome.QUERY_ERROR
+    assert "default/dup: custom metric 'dup'" in dup.detail
+    assert "HTTP 422 execution" in dup.detail
+    assert dup.canary is not None  # its counters were read
+    assert readings["default/fine"].outcome is Outcome.OK
 
 
-def test_a_healthy_backend_without_5xx_series_has_zero_errors(
-    provider: PrometheusProvider,
-    traffic_exporter: TrafficExporter,
-    prometheus_server: PrometheusServer,
-    backend_names: Callable[[str], str],
-) -> None:
-    stable, canary = backend_names("clean"), backend_names("clean")
-    traffic_exporter.set_backend(stable, rps=50)
-    traffic_exporter.set_backend(canary, rps=50)
-    prometheus_server.wait_for(f'envoy_cluster_upstream_rq{{envoy_cluster_name="{canary}"}}')
-    time.sleep(2.5)
-    sample = collect_one(provider, request("default/clean", stable, canary))
-    assert sample.outcome is Outcome.OK, sample.detail
-    assert sample.canary is not None
-    assert sample.canary.requests > 0
-    assert sample.canary.errors == 0
-
-
-def test_no_series_at_all_and_one_backend_never_seen(provider: PrometheusProvider) -> None:
-    none = collect_one(provider, request("default/none", "nobody-v1", "nobody-v2"))
-    assert none.outcome is Outcome.NO_DATA
-    assert none.canary is None
-    assert none.stable is None
-    assert "nobody-v2" in none.detail
-    half = collect_one(provider, request("default/half", "acc-v1", "nobody-v2"))
-    assert half.outcome is Outcome.PARTIAL
-    assert half.canary is None  # never filled with zero
-    assert half.stable is not None
-    assert "no envoy_cluster_upstream_rq series for canary 'nobody-v2'" in half.detail
-
-
-def test_a_canary_that_stops_receiving_traffic_is_zero_traffic(
-    provider: PrometheusProvider, traffic_exporter: TrafficExporter
-) -> None:
-    traffic_exporter.set_backend("idle-v2", rps=0)
-    time.sleep(SHORT + 2)
-    sample = collect_one(provider, request("default/idle", "idle-v1", "idle-v2", window=SHORT))
-    assert sample.outcome is Outcome.ZERO_TRAFFIC, sample.detail
-    assert sample.canary == ArmCounts(requests=0.0, errors=0.0, slow=0.0)
-    assert sample.stable is not None
-    assert sample.stable.requests > 0
-
-
-def test_a_backend_that_disappears_is_partial(provider: PrometheusProvider, traffic_exporter: TrafficExporter) -> None:
-    assert collect_one(provider, request("default/gone", "gone-v1", "gone-v2")).outcome is Outcome.OK
-    traffic_exporter.remove_backend("gone-v2")
-    time.sleep(SHORT + 2)
-    sample = collect_one(provider, request("default/gone", "gone-v1", "gone-v2", window=SHORT))
-    assert sample.outcome is Outcome.PARTIAL
-    assert sample.canary is None
-    assert "'gone-v2'" in sample.detail
-
-
-def test_a_counter_reset_inside_the_window(provider: PrometheusProvider, traffic_exporter: TrafficExporter) -> None:
-    assert collect_one(provider, request("default/reset", "reset-v1", "reset-v2")).outcome is Outcome.OK
+def test_a_live_restart_is_counted_from_zero(provider: PrometheusProvider, traffic_exporter: TrafficExporter) -> None:
+    req = request("default/reset", "reset-v1", "reset-v2")
+    before = read(provider, req)
     traffic_exporter.reset_backend("reset-v2")
     time.sleep(2.5)
-    sample = collect_one(provider, request("default/reset", "reset-v1", "reset-v2"))
-    assert sample.outcome is Outcome.COUNTER_RESET, sample.detail
-    assert "canary 'reset-v2': request counters reset" in sample.detail
-    assert "resets(envoy_cluster_upstream_rq" in sample.detail
+    after = read(provider, req)
+    interval = difference(before, after)
+    assert interval is not None
+    assert interval.resets == 1
+    assert after.canary is not None
+    ((_, end),) = after.canary.items()
+    assert interval.canary.requests == traffic_exporter.served(end.at)["reset-v2"]["requests"]
 
 
-def test_invalid_custom_query_affects_only_its_rollout(provider: PrometheusProvider) -> None:
-    good = CustomMetric(
-        name="rps", max=1e6, query='sum(rate(envoy_cluster_upstream_rq{{{backend_label}="{backend}"}}[{window}]))'
-    )
-    bad = CustomMetric(name="broken", max=1, query='sum(rate(envoy_cluster_upstream_rq{{x="{backend}"}}[{window}])')
-    nan = CustomMetric(name="ratio", max=1, query="vector(0) / 0")
-    many = CustomMetric(name="many", max=1, query="envoy_cluster_upstream_rq")
-    batch = [
-        request("shop/bad", "custom-v1", "custom-v2", custom=(good, bad)),
-        request("shop/good", "custom-v1", "custom-v2", custom=(good,)),
-        request("shop/plain", "custom-v1", "custom-v2"),
-        request("shop/nan", "custom-v1", "custom-v2", custom=(nan,)),
-        request("shop/many", "custom-v1", "custom-v2", custom=(many,)),
-    ]
-    samples = provider.collect(batch, now())
-    bad_sample = samples["shop/bad"]
-    assert bad_sample.outcome is Outcome.QUERY_ERROR
-    rendered = 'sum(rate(envoy_cluster_upstream_rq{x="custom-v2"}[10s])'
-    assert "shop/bad: custom metric 'broken'" in bad_sample.detail
-    assert f"(query: {rendered})" in bad_sample.detail
-    assert "HTTP 400" in bad_sample.detail
-    assert rendered in bad_sample.queries
-    assert bad_sample.custom["rps"] > 0  # what could be measured is still reported
-    assert samples["shop/good"].outcome is Outcome.OK
-    assert samples["shop/good"].custom["rps"] == pytest.approx(40, rel=0.2)
-    assert samples["shop/plain"].outcome is Outcome.OK
-    assert samples["shop/nan"].outcome is Outcome.NAN
-    assert "'ratio' is NaN" in samples["shop/nan"].detail
-    assert samples["shop/many"].outcome is Outcome.QUERY_ERROR
-    assert "aggregate it to one" in samples["shop/many"].detail
-
-
-def test_a_bad_selector_is_a_query_error_for_its_group_only(provider: PrometheusProvider) -> None:
-    broken = request("default/sel", "acc-v1", "acc-v2", labels=MetricLabels(selector='zone=~"("'))
-    samples = provider.collect([broken, request("default/acc", "acc-v1", "acc-v2")], now())
-    assert samples["default/sel"].outcome is Outcome.QUERY_ERROR
-    assert "default/sel: requests:" in samples["default/sel"].detail
-    assert 'zone=~"("' in samples["default/sel"].detail
-    assert samples["default/acc"].outcome is Outcome.OK
-
-
-def test_batching_sends_one_query_per_metric_per_tick(
-    provider: PrometheusProvider, prometheus_server: PrometheusServer
+def test_a_backend_that_disappears_is_partial_at_the_next_scrape(
+    provider: PrometheusProvider, traffic_exporter: TrafficExporter
 ) -> None:
-    same = CustomMetric(name="total", max=1e9, query="sum(rate(envoy_cluster_upstream_rq[{window}]))")
-    batch = [request(f"default/b{i}", "batch-v1", "batch-v2", custom=(same,)) for i in range(20)]
-    batch += [request(f"default/o{i}", f"other{i}-v1", f"other{i}-v2") for i in range(20)]
-    before = prometheus_server.engine_queries()
-    samples = provider.collect(batch, now())
-    sent = prometheus_server.engine_queries() - before
-    # requests, errors, resets, slow (one latency bound) + the shared custom query, for 40 rollouts
-    assert provider.last_tick_queries == 5
-    assert sent == 5
-    assert all(samples[f"default/b{i}"].outcome is Outcome.OK for i in range(20))
-    assert all(samples[f"default/o{i}"].outcome is Outcome.NO_DATA for i in range(20))
-    # a second window and a second latency bound add their own queries, nothing per rollout
-    batch += [
-        request("default/w", "batch-v1", "batch-v2", window=5),
-        request("default/l", "batch-v1", "batch-v2", bound=1.0),
-    ]
-    provider.collect(batch, now())
-    assert provider.last_tick_queries == 5 + 4 + 1
+    req = request("default/gone", "gone-v1", "gone-v2")
+    assert read(provider, req).outcome is Outcome.OK
+    traffic_exporter.remove_backend("gone-v2")
+    time.sleep(2.5)  # a scrape without its series marks them stale at once
+    gone = read(provider, req)
+    assert gone.outcome is Outcome.PARTIAL
+    assert gone.canary is None
+    assert "'gone-v2'" in gone.detail
 
 
-def test_a_policy_address_override_is_honoured(provider: PrometheusProvider) -> None:
-    dead = f"http://127.0.0.1:{free_port()}"
-    samples = provider.collect(
-        [request("default/elsewhere", "acc-v1", "acc-v2", address=dead), request("default/acc", "acc-v1", "acc-v2")],
-        now(),
-    )
-    assert samples["default/elsewhere"].outcome is Outcome.UNAVAILABLE
-    assert dead in samples["default/elsewhere"].detail
-    assert "Connection refused" in samples["default/elsewhere"].detail
-    assert samples["default/acc"].outcome is Outcome.OK
-
-
-def test_prometheus_stopped_mid_test_is_unavailable_then_recovers(
-    traffic_exporter: TrafficExporter, prometheus_factory: Factory, scenario: dict[str, str]
-) -> None:
-    server = prometheus_factory([traffic_exporter.address])
-    server.wait_for('envoy_cluster_upstream_rq{envoy_cluster_name="acc-v2"}')
-    time.sleep(3)
+def test_prometheus_stopped_mid_run_is_unavailable_then_nothing_is_lost(prometheus_factory: Factory) -> None:
+    exporter = TrafficExporter(seed=9).start()  # its own, so that `served` sees only this server's scrapes
+    exporter.set_backend("out-v1", rps=100)
+    exporter.set_backend("out-v2", rps=50)
+    server = prometheus_factory([exporter.address])
+    server.wait_for('envoy_cluster_upstream_rq{envoy_cluster_name="out-v2"}')
+    time.sleep(2)
     retries = RetryPolicy("test", (MetricsUnavailable,), attempts=3, deadline_seconds=2, initial_delay=0.05)
-    provider = PrometheusProvider(PrometheusSettings(url=server.url, timeout_seconds=2), call=retries.call)
-    req = request("default/acc", "acc-v1", "acc-v2", window=3)
+    provider = PrometheusProvider({"default": PrometheusSettings(url=server.url, timeout_seconds=2)}, call=retries.call)
+    req = request("default/out", "out-v1", "out-v2")
     try:
-        assert collect_one(provider, req).outcome is Outcome.OK
+        before = read(provider, req)
+        assert before.outcome is Outcome.OK, before.detail
         server.stop()
-        down = collect_one(provider, req)
+        down = read(provider, req)
         assert down.outcome is Outcome.UNAVAILABLE
         assert down.canary is None
         assert "is unreachable: [Errno 111] Connection refused" in down.detail
-        # the first query is retried by the runtime's policy (3 attempts); the tick's other queries
-        # to the same dead server are not sent at all, so a tick stays short while it is down
-        assert provider.last_tick_queries == 3
+        assert provider.last_tick_queries == 3  # one query's 3 attempts; the tick's others are not sent
         server.start()
         deadline = time.monotonic() + 30
-        outcome = collect_one(provider, req).outcome
-        while outcome is not Outcome.OK and time.monotonic() < deadline:
+        after = read(provider, req)
+        while (
+            after.outcome is not Outcome.OK or after.sampled_at == before.sampled_at
+        ) and time.monotonic() < deadline:
             time.sleep(0.5)
-            outcome = collect_one(provider, req).outcome
-        assert outcome is Outcome.OK
+            after = read(provider, req)
+        assert after.outcome is Outcome.OK
+        interval = difference(before, after)  # the readings on both sides of the outage cover it
+        assert interval is not None
+        assert after.canary is not None
+        assert before.canary is not None
+        ((_, start),), ((_, end),) = before.canary.items(), after.canary.items()
+        served = exporter.served(end.at)["out-v2"]["requests"] - exporter.served(start.at)["out-v2"]["requests"]
+        assert interval.canary.requests == served
     finally:
         provider.close()
+        exporter.stop()

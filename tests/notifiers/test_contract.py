@@ -9,7 +9,7 @@ from collections.abc import Callable
 import pytest
 
 from rollout.core.actions import Level, Notify, RequestApproval
-from rollout.core.states import Verdict, VerdictKind
+from rollout.core.verdicts import Verdict, VerdictKind
 from rollout.notifiers.base import Notifier
 from rollout.notifiers.memory import MemoryNotifier
 from rollout.notifiers.null import NullNotifier

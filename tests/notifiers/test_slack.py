@@ -11,7 +11,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 
 from rollout.core.actions import Level, Notify, RequestApproval
-from rollout.core.states import ArmCounts, Check, Verdict, VerdictKind
+from rollout.core.readings import ArmCounts
+from rollout.core.verdicts import Check, Verdict, VerdictKind
 from rollout.errors import NotifierError
 from rollout.notifiers.slack import (
     APPROVAL_BLOCK,
@@ -48,7 +49,7 @@ def notifier(stand_in: SlackStandIn, token: str, **kwargs: Any) -> SlackNotifier
 def approval(**kwargs: Any) -> RequestApproval:
     fields: dict[str, Any] = {
         "key": "approval-3",
-        "step": 3,
+        "number": 3,
         "message": "25% for 10m, all SLOs met",
         "approvers": ("U012AB3CD",),
         "channel": "#deploys",

@@ -78,7 +78,11 @@ def _policy(router: dict[str, object]) -> Rollout:
 def test_router_for_builds_the_router_the_policy_names(router: dict[str, object], cls: type, namespace: str) -> None:
     from kubernetes import client as k8s
 
-    built = router_for(_policy(router), KubeClient(k8s.ApiClient()))
+    policy = _policy(router)
+    spec = policy.spec
+    built = router_for(
+        spec.router, policy.route_namespace(), spec.stable, spec.canary, client=KubeClient(k8s.ApiClient())
+    )
     assert isinstance(built, KubeRouteRouter)
     assert isinstance(built, cls)
     assert built.namespace == namespace

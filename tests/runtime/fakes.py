@@ -5,23 +5,21 @@ into exact readings, and a clock."""
 
 from __future__ import annotations
 
-import copy
-import itertools
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from rollout.core.readings import Outcome, Reading, TargetCounters
-from rollout.core.states import CommandKind, CommandResult
+from rollout.core.states import CommandKind
 from rollout.core.verdicts import Verdict
-from rollout.errors import KubeConflict, KubeNotFound, NotLeader
-from rollout.kube.commands import CommandObject, command_body
+from rollout.errors import NotLeader
 from rollout.kube.rollouts import RolloutObject
 from rollout.metrics.base import AnalysisRequest
 from rollout.policy.models import RouterSpec
 from rollout.routers.base import Router
 from rollout.routers.memory import MemoryRouter
+from rollout.runtime.inmemory import InMemoryCommands, InMemoryRollouts
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
 
@@ -70,92 +68,31 @@ def rollout_doc(
     }
 
 
-class FakeRollouts:
-    """Rollout objects as the API server keeps them: resourceVersion, generation, conditional status."""
+class FakeRollouts(InMemoryRollouts):
+    """In-memory Rollouts whose next status write can fail, or be watched."""
 
     def __init__(self) -> None:
-        self.objects: dict[str, dict[str, Any]] = {}
-        self.status_writes: list[tuple[str, dict[str, Any]]] = []
-        self._rv = itertools.count(1)
+        super().__init__()
         self.fail_next_write: Exception | None = None
         self.on_write: Callable[[str, dict[str, Any]], None] | None = None
-
-    def put(self, doc: dict[str, Any]) -> str:
-        raw = copy.deepcopy(doc)
-        meta = raw["metadata"]
-        key = f"{meta['namespace']}/{meta['name']}"
-        old = self.objects.get(key)
-        meta["uid"] = old["metadata"]["uid"] if old else f"uid-{key}"
-        meta["generation"] = (old["metadata"]["generation"] + 1) if old else 1
-        meta["resourceVersion"] = str(next(self._rv))
-        if old and "status" in old:
-            raw["status"] = old["status"]
-        self.objects[key] = raw
-        return key
-
-    def delete(self, key: str) -> None:
-        self.objects.pop(key, None)
-
-    def get(self, namespace: str, name: str) -> RolloutObject:
-        raw = self.objects.get(f"{namespace}/{name}")
-        if raw is None:
-            raise KubeNotFound(f"rollouts {namespace}/{name} not found")
-        return RolloutObject(copy.deepcopy(raw))
 
     def write_status(self, obj: RolloutObject, status: Mapping[str, Any]) -> RolloutObject:
         if self.fail_next_write is not None:
             error, self.fail_next_write = self.fail_next_write, None
             raise error
-        current = self.objects.get(obj.key)
-        if current is None:
-            raise KubeNotFound(obj.key)
-        if current["metadata"]["resourceVersion"] != obj.resource_version:
-            raise KubeConflict(f"conditional patch of {obj.key} lost a race")
-        current["status"] = copy.deepcopy(dict(status))
-        current["metadata"]["resourceVersion"] = str(next(self._rv))
-        self.status_writes.append((obj.key, copy.deepcopy(dict(status))))
+        written = super().write_status(obj, status)
         if self.on_write is not None:
-            self.on_write(obj.key, current["status"])
-        return RolloutObject(copy.deepcopy(current))
-
-    def status(self, key: str) -> dict[str, Any]:
-        return dict(self.objects[key].get("status") or {})
+            self.on_write(obj.key, dict(status))
+        return written
 
 
-class FakeCommands:
-    """RolloutCommands: created by "people", acknowledged by the daemon."""
-
-    def __init__(self) -> None:
-        self.objects: list[dict[str, Any]] = []
-        self._n = itertools.count(1)
-        self.acks: list[tuple[str, CommandResult]] = []
+class FakeCommands(InMemoryCommands):
+    """Commands created by "people" (alice by default) at the fake epoch."""
 
     def create(
         self, namespace: str, rollout: str, kind: CommandKind, *, by: str = "alice", at: datetime = T0, **kw: Any
     ) -> str:
-        body = command_body(namespace, rollout, kind, by=by, **kw)
-        n = next(self._n)
-        body["metadata"] |= {
-            "name": f"cmd-{n}",
-            "uid": f"cmd-uid-{n}",
-            "creationTimestamp": at.strftime("%Y-%m-%dT%H:%M:%SZ"),
-        }
-        self.objects.append(body)
-        return str(body["metadata"]["uid"])
-
-    def pending(self, namespace: str, rollout: str) -> Sequence[CommandObject]:
-        return [
-            CommandObject(copy.deepcopy(o))
-            for o in self.objects
-            if o["metadata"]["namespace"] == namespace and o["spec"].get("rollout") == rollout and not o.get("status")
-        ]
-
-    def acknowledge(self, obj: CommandObject, result: object, *, by: str, now: datetime) -> None:
-        assert isinstance(result, CommandResult)
-        for o in self.objects:
-            if o["metadata"]["name"] == obj.name:
-                o["status"] = {"phase": "Accepted" if result.accepted else "Ignored", "message": result.message}
-        self.acks.append((obj.name, result))
+        return super().create(namespace, rollout, kind, by=by, at=at, **kw)
 
 
 class FakeLeadership:
@@ -193,8 +130,11 @@ class FakeTelemetry:
     ) -> None:
         self.observed.append((namespace, name, phase, canary_weight))
 
-    def ended(self, namespace: str, name: str, phase: str) -> None:
-        self.ended_runs.append((f"{namespace}/{name}", phase))
+    def promoted(self, namespace: str, name: str) -> None:
+        self.ended_runs.append((f"{namespace}/{name}", "Promoted"))
+
+    def rolled_back(self, namespace: str, name: str) -> None:
+        self.ended_runs.append((f"{namespace}/{name}", "RolledBack"))
 
     def forget(self, namespace: str, name: str) -> None:
         self.forgotten.append(f"{namespace}/{name}")
@@ -240,7 +180,7 @@ class Routes:
     def route(self, namespace: str, name: str = "gr") -> MemoryRouter:
         return self.routers.setdefault((namespace, name), MemoryRouter("v1", "v2", name=f"{namespace}/{name}"))
 
-    def router_for(self, spec: RouterSpec, namespace: str, stable: str, canary: str) -> Router:
+    def router_for(self, spec: RouterSpec, namespace: str, stable: str, canary: str, key: str) -> Router:
         self.built.append((namespace, spec.ref.name, stable, canary))
         return self.route(namespace, spec.ref.name)
 

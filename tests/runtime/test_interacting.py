@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -14,7 +13,7 @@ from slack_sdk.signature import SignatureVerifier
 from rollout.core.actions import RequestApproval
 from rollout.core.states import Command, CommandKind
 from rollout.errors import KubeConflict
-from rollout.kube.rollouts import command_json, parse_commands
+from rollout.kube.commands import CommandObject, command_body
 from rollout.notifiers.slack import APPROVE_ACTION, REJECT_ACTION, SlackNotifier
 from rollout.runtime.interacting import SlackInteractions
 from tests.harness.slack import Message, SlackStandIn, block_actions, signed_interaction
@@ -59,7 +58,11 @@ def test_approve_click_submits_an_approve_command_for_the_rollout(
     status, answer = rec.interactions(slack_signing_secret).handle(headers, body)
     assert status == 200
     assert answer["response_type"] == "ephemeral"
-    assert answer["text"] == "Approved shop/recs at step 2 (by <@U012AB3CD>)."
+    # the handler cannot know whether the request is still pending: it says "recorded", never "approved"
+    assert answer["text"] == (
+        "Your approval of shop/recs at step 2 was recorded (by <@U012AB3CD>); "
+        "the daemon acts on it only if that approval is still pending."
+    )
     assert rec.submitted == [
         (
             "shop",
@@ -74,9 +77,21 @@ def test_approve_click_submits_an_approve_command_for_the_rollout(
             ),
         )
     ]
-    # the command survives the trip through the Rollout's commands annotation unchanged
+    # the daemon records it as a RolloutCommand of its own, naming the Slack user who clicked
     command = rec.submitted[0][2]
-    assert parse_commands(json.dumps([command_json(command)])) == (command,)
+    recorded = command_body(
+        "shop",
+        "recs",
+        command.kind,
+        by="system:serviceaccount:rollout-system:rollout",
+        reason=command.reason,
+        ref=command.ref,
+        slack_user=command.by.removeprefix("slack:"),
+    )
+    recorded["metadata"] |= {"name": "c", "uid": "u1", "creationTimestamp": "2025-03-04T12:00:00Z"}
+    parsed = CommandObject(recorded).parse()
+    assert not isinstance(parsed, str)
+    assert (parsed.kind, parsed.ref, parsed.slack_user) == (CommandKind.APPROVE, "approval-2", "U012AB3CD")
 
 
 def test_a_repeated_delivery_yields_the_same_command_id(
@@ -121,7 +136,7 @@ def test_a_non_approver_is_refused(slack_api: SlackStandIn, slack_token: str, sl
     assert answer == {
         "response_type": "ephemeral",
         "replace_original": False,
-        "text": "<@U0STRANGER> is not an approver of shop/recs; nothing was done.",
+        "text": "<@U0STRANGER> is not an approver of shop/recs; nothing was recorded.",
     }
     assert rec.submitted == []
 

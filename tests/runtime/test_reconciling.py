@@ -157,7 +157,7 @@ def test_losing_leadership_before_the_write_writes_nothing() -> None:
     shell.leadership.leader = False
     outcome = shell.reconcile()
     assert "lost the lease" in outcome.error
-    assert shell.rollouts.status_writes == [] and shell.routes.route("team").writes == []
+    assert shell.rollouts.writes == [] and shell.routes.route("team").writes == []
 
 
 def test_losing_leadership_between_the_status_and_the_route_write() -> None:
@@ -166,7 +166,7 @@ def test_losing_leadership_between_the_status_and_the_route_write() -> None:
     shell.rollouts.on_write = lambda key, status: setattr(shell.leadership, "leader", False)
     outcome = shell.reconcile()
     assert "lost the lease" in outcome.error
-    assert len(shell.rollouts.status_writes) == 1
+    assert len(shell.rollouts.writes) == 1
     assert shell.routes.route("team").writes == []  # the guard ran again before the route write
 
 
@@ -174,13 +174,13 @@ def test_a_quiet_tick_writes_nothing_and_the_judges_progress_is_flushed_now_and_
     shell = Shell()
     shell.rollouts.put(rollout_doc(steps=[{"setWeight": 20}, {"pause": {}}]))
     shell.run(lambda s: s.rollouts.status("team/shop").get("phase") == "Paused")
-    writes = len(shell.rollouts.status_writes)
+    writes = len(shell.rollouts.writes)
     for _ in range(5):
         shell.tick()
-    assert len(shell.rollouts.status_writes) == writes
+    assert len(shell.rollouts.writes) == writes
     shell.reconciler.flush_seconds = 0
     shell.tick()
-    assert len(shell.rollouts.status_writes) == writes + 1
+    assert len(shell.rollouts.writes) == writes + 1
 
 
 def test_a_permanent_write_failure_is_a_condition_and_the_status_keeps_the_true_weights() -> None:
@@ -316,7 +316,7 @@ def test_not_leader_anywhere_writes_nothing_at_all() -> None:
     shell.leadership.leader = False
     for _ in range(3):
         assert shell.tick().error
-    assert shell.rollouts.status_writes == [] and shell.events.recorded == []
+    assert shell.rollouts.writes == [] and shell.events.recorded == []
 
 
 def test_timers_are_computed_from_the_stored_state() -> None:
