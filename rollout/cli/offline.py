@@ -68,7 +68,7 @@ def register(sub: Any) -> None:
         metavar="N",
         help="1-based step at which the fault of error-spike/latency-spike starts (default 1)",
     )
-    p.add_argument("--rps", type=float, default=50.0, help="total requests per second (default 50)")
+    p.add_argument("--rps", type=float, default=500.0, help="total requests per second (default 500)")
     p.add_argument("--seed", type=int, default=7, help="random seed of the synthetic traffic (default 7)")
     p.add_argument("--json", action="store_true", help="print one JSON object instead of the timeline")
     p.add_argument("--chart", metavar="FILE.svg", help="also write an SVG chart of weights and SLO values")
@@ -150,16 +150,27 @@ def cmd_plan(args: argparse.Namespace) -> int:
         print(f"{row.number:>4}  {row.kind:<9} {share}  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}")
         if row.sizing is not None:
             s = row.sizing
-            if s.seconds_needed is not None and s.canary_requests_needed is not None:
-                print(
-                    f"{'':>27}{s.canary_rps:g} canary req/s; a {s.regression:g}x {s.slo} regression is detected after "
-                    f"~{s.canary_requests_needed:,.0f} canary requests, ~{_fmt(s.seconds_needed)} ({s.test} test)"
-                    + ("" if s.judgeable else "  <- longer than the step, see warning")
+            lines = [f"{s.canary_rps:g} canary req/s"]
+            if s.pass_seconds_needed is not None and s.pass_requests_needed is not None:
+                lines.append(
+                    f"a healthy canary passes after ~{s.pass_requests_needed:,.0f} canary requests at this "
+                    f"weight (~{_fmt(s.pass_seconds_needed)})"
                 )
             else:
-                print(f"{'':>27}this step can never judge (see warning)")
+                lines.append("a healthy canary cannot pass at this traffic (see warning)")
+            if s.seconds_needed is not None and s.canary_requests_needed is not None:
+                lines.append(
+                    f"a {s.regression:g}x {s.slo} regression is caught after ~{s.canary_requests_needed:,.0f} "
+                    f"canary requests (~{_fmt(s.seconds_needed)}, {s.test} test)"
+                )
+            else:
+                lines.append(f"a {s.regression:g}x {s.slo} regression cannot be caught at this traffic")
+            print(f"{'':>27}" + "; ".join(lines))
     people = " + time people take" if schedule.needs_people else ""
     print(f"minimum time to promote: {_fmt(schedule.min_time_to_promote.total_seconds())}{people}")
+    if schedule.expected_time_to_promote is not None:
+        expected = _fmt(schedule.expected_time_to_promote.total_seconds())
+        print(f"expected time to promote a healthy canary at {args.rps:g} req/s: {expected}{people}")
     for warning in schedule.warnings:
         print(f"warning: {warning}")
     return 0
@@ -171,6 +182,9 @@ def _plan_dict(schedule: Plan) -> dict[str, Any]:
         "revision": schedule.revision,
         "router": schedule.router,
         "minTimeToPromoteSeconds": schedule.min_time_to_promote.total_seconds(),
+        "expectedTimeToPromoteSeconds": (
+            schedule.expected_time_to_promote.total_seconds() if schedule.expected_time_to_promote else None
+        ),
         "needsPeople": schedule.needs_people,
         "warnings": list(schedule.warnings),
         "steps": [
@@ -199,6 +213,9 @@ def _sizing_dict(s: StepSizing) -> dict[str, Any]:
         "test": s.test,
         "canaryRequestsNeeded": s.canary_requests_needed,
         "secondsNeeded": s.seconds_needed,
+        "passRequestsNeeded": s.pass_requests_needed,
+        "passSecondsNeeded": s.pass_seconds_needed,
+        "expectedSeconds": s.expected_seconds,
         "judgeable": s.judgeable,
         "warning": s.warning,
     }

@@ -27,15 +27,13 @@ from rollout.core.actions import (
 from rollout.core.commanding import apply_commands, approval_key
 from rollout.core.evaluating import evaluate
 from rollout.core.judging import JudgeMemory
-from rollout.core.observing import observe_route
+from rollout.core.observing import RouteView, observe_route, reapply
 from rollout.core.states import (
     STABLE_ONLY,
     CommandKind,
     CommandResult,
     Observations,
     PauseReason,
-    PendingMatch,
-    PendingWrite,
     Phase,
     RolloutState,
 )
@@ -53,17 +51,16 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
     if t.state.phase is Phase.PENDING:
         _start(t)
     if t.state.phase.active:
-        pendings = (t.state.pending, t.state.match_pending)
-        route_ok = observe_route(t)
+        view = observe_route(t)
         verdict = evaluate(t)
-        if verdict is not None and verdict.kind is VerdictKind.FAIL:
-            _no_raise_on_failure(t, *pendings)
-        if t.state.phase is Phase.ROLLING_BACK:  # a rollback's own writes supersede re-applications
-            t.actions = [a for a in t.actions if not _reapplies(a)]
+        failed_now = verdict is not None and verdict.kind is VerdictKind.FAIL
+        if t.state.phase is Phase.ROLLING_BACK:
             finish_rollback(t)
-        elif route_ok:
-            advance(t, failed_now=verdict is not None and verdict.kind is VerdictKind.FAIL)
+        elif view is RouteView.IN_ORDER:
+            advance(t, failed_now=failed_now)
         else:
+            if view is RouteView.NOT_LANDED:
+                reapply(t, failed_now=failed_now)
             check_deadline(t)
     if t.state.phase.final:
         t.say(f"{t.state.phase.value}: {t.state.end_reason or t.state.message}".rstrip(": "))
@@ -74,28 +71,6 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
         t.actions.append(resolved)
     reason = "; ".join(dict.fromkeys(t.reasons)) or t.state.message
     return Decision(state=t.state, actions=tuple(t.actions), reason=reason, commands=tuple(t.results))
-
-
-def _reapplies(action: Action) -> bool:
-    return isinstance(action, SetWeights | SetMatch) and action.purpose is WeightPurpose.REAPPLY
-
-
-def _no_raise_on_failure(t: Tick, pending: PendingWrite | None, match_pending: PendingMatch | None) -> None:
-    """A check failed on this tick: re-applying a lost write that gives the canary more traffic
-    waits (the write stays pending as it was; a rollback, if one starts, writes anyway)."""
-    observed = t.state.observed.canary if t.state.observed is not None else 0
-    kept: list[Action] = []
-    for action in t.actions:
-        again = _reapplies(action)
-        if again and isinstance(action, SetWeights) and action.target.canary > observed:
-            t.state = replace(t.state, pending=pending)
-            t.say("not re-applying a weight raise on a tick whose check failed")
-        elif again and isinstance(action, SetMatch) and action.target is not None:
-            t.state = replace(t.state, match_pending=match_pending)
-            t.say("not re-applying the managed route on a tick whose check failed")
-        else:
-            kept.append(action)
-    t.actions = kept
 
 
 def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalResolved | None:

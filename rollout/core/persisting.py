@@ -37,9 +37,8 @@ class StateError(ValueError):
 
 
 def dump(state: RolloutState) -> dict[str, Any]:
-    """``state`` as the JSON object stored in ``status.state`` (absent fields are None: the API
-    server checks a null against an enum, and refuses it)."""
-    data: dict[str, Any] = _finite(_STATE.dump_python(state, mode="json", by_alias=True, exclude_none=True))
+    """``state`` as the JSON object stored in ``status.state``."""
+    data: dict[str, Any] = _finite(_STATE.dump_python(state, mode="json", by_alias=True))
     for key in _COMPACT:
         if data.get(key) is not None:
             data[key] = json.dumps(data[key], separators=(",", ":"), sort_keys=True)

@@ -153,6 +153,9 @@ def _union(node: Mapping[str, Any], defs: Mapping[str, Any]) -> dict[str, Any]:
         result = structural({**non_null[0], **outer}, defs)
         if nullable:
             result["nullable"] = True
+            if "enum" in result:  # the API server checks a null against the enum, and refuses it
+                allowed = ", ".join(str(v) for v in result.pop("enum"))
+                result["description"] = (result.get("description", "") + f" (one of: {allowed}; or null)").strip()
         return result
     types = {m.get("type") for m in non_null}
     if types == {"string", "number"}:  # a Ratio: "1%" or 0.01

@@ -150,7 +150,7 @@ def simulate(
     scenario: Scenario,
     *,
     at_step: int = 1,
-    rps: float = 50.0,
+    rps: float = 500.0,
     seed: int = 7,
     approve_after: timedelta = timedelta(minutes=2),
     max_duration: timedelta = timedelta(hours=12),

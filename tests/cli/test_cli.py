@@ -91,7 +91,8 @@ def test_simulate_error_spike_at_step_3_rolls_back_and_names_the_slo() -> None:
     failed = [c for c in verdict["checks"] if c["verdict"] == "fail"]
     assert [c["name"] for c in failed] == ["errorRate"]
     assert failed[0]["value"] > failed[0]["limit"]  # canary/stable error ratio above the tolerated ratio
-    assert "SLO 0.01" in failed[0]["detail"] and "canary" in failed[0]["detail"]
+    assert "canary" in failed[0]["detail"] and "vs stable" in failed[0]["detail"]
+    assert failed[0]["canaryRate"] > 0.05 > failed[0]["stableRate"]  # rates as fractions, never percents of percents
     assert "errorRate" in data["endReason"]
     assert {"phase", "canaryWeight", "stableWeight", "events"} <= data.keys()
     assert data["faultStartedAt"] is not None

@@ -46,7 +46,9 @@ class JudgeMemory:
     intervals and counts (``minRequests`` counts ``canary.requests``). ``stable_run``: stable's
     counts over the whole run (the baseline of the absolute test at the 100% step). ``failures``:
     failed fixed-limit judgements (threshold judge, custom metrics, ``noData: fail``), compared with
-    ``failureLimit``. ``slos``: the sequential judge's evidence, one entry per SLO.
+    ``failureLimit``. ``slos``: the sequential judge's evidence, one entry per SLO. ``seen_canary``/
+    ``seen_stable``: every interval of this step, at weight or not (what a failure is reported with
+    when it came before any at-weight data).
     """
 
     weight: int = 0
@@ -54,6 +56,8 @@ class JudgeMemory:
     intervals: int = 0
     canary: ArmCounts = NOTHING
     stable: ArmCounts = NOTHING
+    seen_canary: ArmCounts = NOTHING
+    seen_stable: ArmCounts = NOTHING
     stable_run: ArmCounts = NOTHING
     failures: int = 0
     slos: tuple[SLOMemory, ...] = ()
@@ -83,8 +87,15 @@ def enter_step(memory: JudgeMemory, weight: int | None, new_step: bool) -> tuple
         return memory, False, False
     stored = A_B if weight is None else weight
     moved = stored != 0 and (stored != memory.weight or memory.restarts == 0)
-    cleared = replace(memory, weight=stored, intervals=0, canary=NOTHING, stable=NOTHING)
+    cleared = replace(
+        memory, weight=stored, intervals=0, canary=NOTHING, stable=NOTHING, seen_canary=NOTHING, seen_stable=NOTHING
+    )
     return cleared, True, moved
+
+
+def add_seen(memory: JudgeMemory, canary: ArmCounts, stable: ArmCounts) -> JudgeMemory:
+    """Add one interval of this step, at weight or not, to what the step has seen."""
+    return replace(memory, seen_canary=memory.seen_canary + canary, seen_stable=memory.seen_stable + stable)
 
 
 def add_at_weight(memory: JudgeMemory, canary: ArmCounts, stable: ArmCounts) -> JudgeMemory:

@@ -37,7 +37,7 @@ from rollout.core.judging.evidence import (
     weigh,
 )
 from rollout.core.judging.latency import counted_as
-from rollout.core.judging.memory import JudgeMemory, add_at_weight, enter_step
+from rollout.core.judging.memory import JudgeMemory, add_at_weight, add_seen, enter_step
 from rollout.core.judging.rules import (
     Data,
     count,
@@ -71,6 +71,7 @@ def judge_sequential(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -
         seen = Observed(iv.canary, iv.stable, iv.seconds, inp.at_weight, _full(inp))
         slos = [absorb(analysis, spec, slo, seen, memory.stable_run) for spec, slo in zip(specs, slos, strict=True)]
         memory = replace(memory, stable_run=memory.stable_run + iv.stable)
+        memory = add_seen(memory, iv.canary, iv.stable)
         if inp.at_weight:
             memory = add_at_weight(memory, iv.canary, iv.stable)
     weighed = [weigh(analysis, slo, memory, steps) for slo in slos]
@@ -143,31 +144,36 @@ def _check(
 ) -> Check:
     options = analysis.sequential
     relative = not _full(inp) and options.mode != "absolute"
-    canary_rate = rate(spec.compared(memory.canary), memory.canary.requests)
-    stable_rate = rate(spec.compared(memory.stable), memory.stable.requests) if relative else None
+    at_weight = memory.canary.requests > 0
+    # Before any at-weight data, a check (a failure, typically) is shown with everything the step saw.
+    c_counts, s_counts = (memory.canary, memory.stable) if at_weight else (memory.seen_canary, memory.seen_stable)
+    canary_rate = rate(spec.compared(c_counts), c_counts.requests)
+    stable_rate = rate(spec.compared(s_counts), s_counts.requests) if relative else None
     ratio = canary_rate / stable_rate if canary_rate is not None and stable_rate else None
     passed = not w.failed and w.pass_evidence >= w.pass_threshold and enough
     verdict = VerdictKind.FAIL if w.failed else VerdictKind.PASS if passed else VerdictKind.HOLD
     fail_first = w.failed or (not passed and w.fail_evidence - w.fail_threshold > w.pass_evidence - w.pass_threshold)
     evidence, threshold = (w.fail_evidence, w.fail_threshold) if fail_first else (w.pass_evidence, w.pass_threshold)
     name = spec.name + (f" (counted {counted_as(inp.latency)})" if spec.name == "latency" and inp.latency else "")
-    canary = f"canary {count(spec.compared(memory.canary))}/{count(memory.canary.requests)} ({pct(canary_rate)})"
-    if memory.canary.requests <= 0:
-        judged = f"nothing judged at {share_text(inp.weight)} yet"
+    canary = f"canary {count(spec.compared(c_counts))}/{count(c_counts.requests)} ({pct(canary_rate)})"
+    share = share_text(inp.weight)
+    where = f"at {share}" if at_weight else f"while moving to {share}"
+    if c_counts.requests <= 0:
+        judged = f"nothing judged at {share} yet"
     elif relative:
-        stable = f"{count(spec.compared(memory.stable))}/{count(memory.stable.requests)} ({pct(stable_rate)})"
+        stable = f"{count(spec.compared(s_counts))}/{count(s_counts.requests)} ({pct(stable_rate)})"
         confidence = f"{100 * (1 - alpha_per_slo(analysis)):.3g}%"
         interval = (
             f" (always-valid {confidence} interval: {_span(w.ratio_low, w.ratio_high)})"
             if w.ratio_low is not None
             else ""
         )
-        judged = f"{canary} vs stable {stable} at {share_text(inp.weight)}, ratio {ratio_text(ratio)}{interval}"
+        judged = f"{canary} vs stable {stable} {where}, ratio {ratio_text(ratio)}{interval}"
     else:
         fail_level = options.tolerance * baseline(spec, memory.stable_run, spec.above)
         judged = (
-            f"{canary} at {share_text(inp.weight)}, held to max(SLO {pct(spec.limit)}, "
-            f"stable's rate earlier in the run) = {pct(fail_level)}"
+            f"{canary} {where}, held to max(SLO {pct(spec.limit)}, stable's rate earlier in the run) "
+            f"= {pct(fail_level)}"
         )
     detail = (
         f"{name}: {judged}; fail evidence {w.fail_evidence:.2f} (rolls back at {w.fail_threshold:.2f}), "
