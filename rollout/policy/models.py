@@ -74,7 +74,8 @@ class GatewayRouteType(StrEnum):
 
 
 class GatewayRouteRef(Model):
-    """An App Mesh GatewayRoute whose ``<routeType>.action.weightedTargets`` name VirtualServices."""
+    """An App Mesh GatewayRoute whose route block (``spec.<routeType>``, or ``spec.routeSpec.<routeType>``)
+    sends traffic to VirtualServices (``action.weightedTargets``, or one ``action.target``)."""
 
     name: ObjectName = Field(description="name of the GatewayRoute")
     namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")

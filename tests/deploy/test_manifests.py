@@ -157,7 +157,7 @@ def test_service_pdb_servicemonitor_and_networkpolicy_select_the_daemon() -> Non
     assert egress_ports == [53, 443, 6443, 9090]
 
 
-def test_the_daemon_role_grants_no_delete_no_secrets_no_wildcards() -> None:
+def test_the_daemon_role_deletes_only_gatewayroutes_no_secrets_no_wildcards() -> None:
     objects = base_objects()
     rules = [
         r
@@ -168,7 +168,9 @@ def test_the_daemon_role_grants_no_delete_no_secrets_no_wildcards() -> None:
     ]
     assert rules
     verbs = {v for r in rules for v in r["verbs"]}
-    assert verbs == {"get", "list", "watch", "patch", "create", "update"}
+    assert verbs == {"get", "list", "watch", "patch", "create", "update", "delete"}
+    deleting = {res for r in rules if "delete" in r["verbs"] for res in r["resources"]}
+    assert deleting == {"gatewayroutes"}  # only an A/B step's companion GatewayRoute, rollout's own
     resources = {res for r in rules for res in r["resources"]}
     assert resources == {
         "rollouts",
