@@ -11,10 +11,13 @@ from typing import Any
 import pytest
 
 from rollout.core.matches import MatchKind, MatchRule, RouteMatch
+from rollout.policy.loading import load_paths
 from rollout.core.states import CANARY_ONLY, STABLE_ONLY, CommandKind, Weights
 from rollout.routers.base import RouteOwner
 from rollout.routers.memory import MemoryRouter
+from rollout.runtime.simulating import Scenario, simulate
 from tests.runtime.fakes import rollout_doc
+from tests.harness.kube import REPO_ROOT as ROOT
 from tests.runtime.test_reconciling import Shell
 
 BETA = RouteMatch(headers=(MatchRule("X-Experiment-ID", MatchKind.EXACT, "beta"),))
@@ -156,3 +159,14 @@ def test_the_route_is_read_with_its_managed_route_only_when_the_run_may_have_one
     shell.rollouts.put(rollout_doc(steps=PROMOTE))
     shell.tick()
     assert reads  # a run with A/B steps reads its managed route from its first tick
+
+
+@pytest.mark.parametrize(("scenario", "ends"), [("healthy", "Promoted"), ("error-spike", "RolledBack")])
+def test_simulate_runs_the_checkout_a_b_policy_with_its_expected_share_matching(scenario: str, ends: str) -> None:
+    [loaded] = load_paths([ROOT / "policies" / "checkout-ab.yaml"]).rollouts
+    sim = simulate(loaded.rollout, Scenario(scenario), rps=400)
+    assert sim.state.phase.value == ends
+    assert sim.state.match is None and sim.state.match_observed is None
+    judged = [e.verdict for e in sim.events if e.verdict is not None and e.step == 1]
+    assert judged and judged[-1].canary is not None
+    assert judged[-1].canary.requests > 0  # at 0% weight: the 5% that match (expectedShare)
