@@ -11,13 +11,13 @@ from typing import Any
 import pytest
 
 from rollout.core.matches import MatchKind, MatchRule, RouteMatch
-from rollout.policy.loading import load_paths
 from rollout.core.states import CANARY_ONLY, STABLE_ONLY, CommandKind, Weights
+from rollout.policy.loading import load_paths
 from rollout.routers.base import RouteOwner
 from rollout.routers.memory import MemoryRouter
 from rollout.runtime.simulating import Scenario, simulate
-from tests.runtime.fakes import rollout_doc
 from tests.harness.kube import REPO_ROOT as ROOT
+from tests.runtime.fakes import rollout_doc
 from tests.runtime.test_reconciling import Shell
 
 BETA = RouteMatch(headers=(MatchRule("X-Experiment-ID", MatchKind.EXACT, "beta"),))
