@@ -114,7 +114,8 @@ class MatchStep(Model):
     )
     expected_share: Annotated[int, Field(ge=1, le=100)] | None = Field(
         default=None,
-        description="your estimate of the share (percent) of requests that match; only `rollout plan --rps` uses it",
+        description="your estimate of the share (percent) of requests that match; "
+        "`rollout plan --rps` and `rollout simulate` use it, the daemon does not",
     )
 
     @model_validator(mode="after")
