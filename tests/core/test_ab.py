@@ -12,6 +12,7 @@ import pytest
 
 from rollout.core import persisting
 from rollout.core.actions import Notify, WeightPurpose
+from rollout.core.conditions import conditions
 from rollout.core.engine import decide, hold
 from rollout.core.judging import JudgeMemory, judge
 from rollout.core.judging.base import JudgeInput
@@ -244,3 +245,13 @@ def test_every_a_b_state_survives_the_status_round_trip() -> None:
     assert any(s.match_observed is not None for s in states)
     for state in states:
         assert persisting.load(json.loads(json.dumps(persisting.dump(state)))) == state
+
+
+def test_a_managed_route_that_cannot_be_written_is_a_write_failure_in_the_conditions() -> None:
+    d = ab()
+    d.write_problem = RouteProblem(ProblemKind.FORBIDDEN, 'cannot create resource "gatewayroutes"')
+    for _ in range(3):
+        d.tick()
+    found = {c["type"]: c for c in conditions(d.state, [], d.now, generation=1)}
+    assert (found["Degraded"]["status"], found["Degraded"]["reason"]) == ("True", "RouteWriteFailed")
+    assert "gatewayroutes" in found["Degraded"]["message"]
