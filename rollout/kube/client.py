@@ -215,7 +215,13 @@ class KubeClient:
             )
         )
 
-    def delete(self, resource: Resource, namespace: str, name: str) -> None:
+    def delete(self, resource: Resource, namespace: str, name: str, *, resource_version: str | None = None) -> None:
+        """Delete an object; with ``resource_version``, only that version of it (else ``KubeConflict``)."""
+        options = (
+            k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=resource_version))
+            if resource_version
+            else None
+        )
         self.call(
             "delete",
             _what(resource, namespace, name),
@@ -225,6 +231,7 @@ class KubeClient:
                 namespace,
                 resource.plural,
                 name,
+                body=options,
                 _request_timeout=self.timeout,
             ),
         )

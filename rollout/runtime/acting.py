@@ -1,5 +1,6 @@
-"""Executing a decision's actions after its state was persisted: route writes, Events, notifications,
-command acknowledgements, telemetry.
+"""Executing a decision's actions after its state was persisted: route writes (weights, and an A/B
+step's managed route, owned by the Rollout), Events, notifications, command acknowledgements,
+telemetry.
 
 Owns what happens when an action fails: a route write that fails is remembered (by kind:
 permanent or transient) and handed to the engine on the next tick, which decides what it means
@@ -17,7 +18,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Protocol
 
-from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetWeights
+from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetMatch, SetWeights
 from rollout.core.engine import Decision
 from rollout.core.states import Phase, RouteProblem, Weights
 from rollout.core.verdicts import Verdict
@@ -26,7 +27,7 @@ from rollout.kube.commands import CommandObject
 from rollout.kube.rollouts import RolloutObject
 from rollout.notifiers.base import RolloutSnapshot, snapshot_of
 from rollout.policy.models import Rollout
-from rollout.routers.base import Router
+from rollout.routers.base import RouteOwner, Router
 from rollout.runtime.gathering import problem_of
 from rollout.runtime.retrying import ROUTE_WRITES
 
@@ -137,7 +138,7 @@ class Actor:
         key = obj.key
         snapshot = snapshot_of(key, decision.state, obj.status, policy, now)
         for action in decision.actions:
-            if isinstance(action, SetWeights):
+            if isinstance(action, SetMatch | SetWeights):
                 self._write(obj, router, action, now)
             elif isinstance(action, Notify):
                 warning = action.level in (Level.WARNING, Level.FAILURE)
@@ -183,13 +184,16 @@ class Actor:
             else:  # rolled back or aborted: the traffic went back to stable
                 self.telemetry.rolled_back(namespace, name)
 
-    def _write(self, obj: RolloutObject, router: Router | None, action: SetWeights, now: datetime) -> None:
+    def _write(self, obj: RolloutObject, router: Router | None, action: SetWeights | SetMatch, now: datetime) -> None:
         key = obj.key
         if router is None:
             return
+        owner = RouteOwner(obj.name, obj.namespace, str(obj.raw.get("metadata", {}).get("uid") or ""))
 
         def write() -> object:
             self.guard(key)
+            if isinstance(action, SetMatch):
+                return router.set_match(action.target, expected=action.expected, check=action.check, owner=owner)
             return router.set_weights(action.target, expected=action.expected)
 
         try:
@@ -204,6 +208,18 @@ class Actor:
                 extra={"event": "rollout.write-failed", "rollout": key, "kind": problem.kind.value, "error": str(e)},
             )
             self.event(obj, "RouteWriteFailed", f"{problem.kind.value}: {problem.message}", True, now)
+            return
+        if isinstance(action, SetMatch):
+            log.info(
+                "managed route written",
+                extra={
+                    "event": "rollout.match",
+                    "rollout": key,
+                    "match": str(action.target) if action.target is not None else "removed",
+                    "purpose": action.purpose.value,
+                    "reason": action.reason,
+                },
+            )
             return
         if isinstance(stored, Weights):
             with self._lock:

@@ -1,7 +1,8 @@
 """Gathering one tick's observations for the engine: the route's live weights, the latest counter
 reading, and the operator commands with their authors' rights checked.
 
-Owns the translation of adapter outcomes into the engine's vocabulary (``RouterError`` ->
+Owns the translation of adapter outcomes into the engine's vocabulary (the route's weights and an
+A/B step's managed route; ``RouterError`` ->
 ``RouteProblem``; a RolloutCommand -> a ``Command``, refused when malformed or when its author
 lacks the RBAC verb) and the tenancy rule (a Rollout may only move routes and backends in its own
 namespace unless the platform team allowed the pair). It makes no decision about the rollout
@@ -16,10 +17,12 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from urllib.parse import unquote, urlsplit
 
+from rollout.core.matches import RouteMatch
 from rollout.core.states import Command, CommandKind, ProblemKind, RouteProblem, Weights
 from rollout.errors import (
     BackendNotInRoute,
     KubeError,
+    MatchDrifted,
     RouteConflict,
     RouteForbidden,
     RouteNotAccepted,
@@ -44,6 +47,7 @@ _KINDS: tuple[tuple[type[RouterError], ProblemKind], ...] = (
     (RouteSchemaError, ProblemKind.SCHEMA),
     (RouteConflict, ProblemKind.CONFLICT),
     (WeightsDrifted, ProblemKind.CONFLICT),
+    (MatchDrifted, ProblemKind.CONFLICT),
     (RouteNotAccepted, ProblemKind.NOT_ACCEPTED),
 )
 
@@ -59,6 +63,16 @@ def live_weights(router: Router) -> tuple[Weights | None, RouteProblem | None]:
         return router.get_weights(), None
     except RouterError as e:
         return None, problem_of(e)
+
+
+def live_route(router: Router, *, with_match: bool) -> tuple[Weights | None, RouteMatch | None, RouteProblem | None]:
+    """The route's weights and (``with_match``: when the run may have one) an A/B step's managed
+    route; when either cannot be read, the route counts as unreadable (None, None, why)."""
+    try:
+        weights = router.get_weights()
+        return weights, router.get_match() if with_match else None, None
+    except RouterError as e:
+        return None, None, problem_of(e)
 
 
 def tenancy_problem(policy: Rollout, allowed: Mapping[str, Sequence[str]]) -> str:

@@ -16,6 +16,7 @@ import statistics
 import time
 
 from rollout.routers.gatewayroute import GATEWAY_ROUTES
+from tests.harness.mesh import MeshRoute
 from tests.harness.stack import Stack, gateway_route, wait_until
 
 INTERVALS = (5, 30)
@@ -57,7 +58,7 @@ def main(trials: int = 3) -> None:
                         backend, rps=0.0, error_rate=0.001, latency_median_ms=20, latency_p99_ms=120
                     )
                 stack.kube.create(GATEWAY_ROUTES, ns, gateway_route(ns, "route", stable=f"{ns}-v1"))
-                stack.mesh.routes.append((ns, "route"))
+                stack.mesh.routes.append(MeshRoute(ns, "route"))
                 stack.mesh.faults[f"{ns}-v2"] = (50, 0.3, 0.001)
                 runs.append((interval, ns))
         daemon = stack.daemon(namespaces=[ns for _, ns in runs], ROLLOUT_LEADER__ENABLED="false")

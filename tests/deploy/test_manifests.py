@@ -263,8 +263,9 @@ def test_the_daemon_roles_grant_no_secrets_no_workloads_no_wildcards() -> None:
         "validatingadmissionpolicybindings",
     }
     assert all("*" not in r["apiGroups"] + r["resources"] + r["verbs"] for r in rules)
-    deleting = [r["resources"] for r in rules if "delete" in r["verbs"]]
-    assert deleting == [["rolloutcommands"]], "the daemon deletes only the commands it handled"
+    deleting = sorted(res for r in rules if "delete" in r["verbs"] for res in r["resources"])
+    # the commands it handled, and an A/B step's companion GatewayRoute (rollout's own)
+    assert deleting == ["gatewayroutes", "rolloutcommands"]
     admission = [r for r in rules if "admissionregistration.k8s.io" in r["apiGroups"]]
     assert [(r["verbs"], r.get("resourceNames")) for r in admission] == [(["get"], [POLICY_NAME])]
 

@@ -105,6 +105,8 @@ DAEMON_MAY = [
     ("patch", "gatewayroutes", MESH, "shop", ""),
     ("get", "gatewayroutes", MESH, "shop", ""),
     ("watch", "gatewayroutes", MESH, "", ""),
+    ("create", "gatewayroutes", MESH, "shop", ""),  # an A/B step's companion GatewayRoute
+    ("delete", "gatewayroutes", MESH, "shop", ""),
     ("patch", "virtualrouters", MESH, "shop", ""),
     ("list", "virtualrouters", MESH, "", ""),
     ("patch", "httproutes", GATEWAY, "web", ""),
@@ -133,9 +135,9 @@ DAEMON_MAY = [
     ("update", "leases", LEASES, SYSTEM, ""),
 ]
 DAEMON_MAY_NOT = [
-    ("delete", "gatewayroutes", MESH, "shop", ""),
-    ("create", "gatewayroutes", MESH, "shop", ""),
     ("update", "gatewayroutes", MESH, "shop", ""),
+    ("create", "virtualrouters", MESH, "shop", ""),
+    ("create", "httproutes", GATEWAY, "web", ""),
     ("delete", "httproutes", GATEWAY, "web", ""),
     ("delete", "virtualrouters", MESH, "shop", ""),
     ("patch", "virtualservices", MESH, "shop", ""),

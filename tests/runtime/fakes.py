@@ -1,6 +1,7 @@
 """In-memory stand-ins for the shell's fast tests: Rollout objects with resourceVersions and
 conditional status writes, RolloutCommands, leadership that can be lost, telemetry and events that
-record, a counter provider that turns a MemoryRouter's weights into exact readings, and a clock."""
+record, a counter provider that turns a MemoryRouter's weights (and an A/B step's managed route)
+into exact readings, and a clock."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def rollout_doc(
             "router": {"gatewayRoute": router},
             "stable": "v1",
             "canary": "v2",
-            "steps": steps or [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],
+            "steps": steps or [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],  # A/B: {"match": ...}
             "analysis": {
                 "interval": "10s",
                 "judge": "threshold",
@@ -187,8 +188,9 @@ class Routes:
 class CounterProvider:
     """Exact counters per backend, advanced at each collect by the routes' live weights."""
 
-    def __init__(self, routes: Routes, clock: Clock, *, rps: float = 50.0) -> None:
+    def __init__(self, routes: Routes, clock: Clock, *, rps: float = 50.0, matching: float = 0.2) -> None:
         self.routes, self.clock, self.rps = routes, clock, rps
+        self.matching = matching  # share of requests matching an A/B step's managed route, when there is one
         self.error_rate: dict[str, float] = {"v1": 0.0, "v2": 0.0}
         self._counters: dict[tuple[str, str], TargetCounters] = {}
         self.calls: list[int] = []
@@ -198,11 +200,14 @@ class CounterProvider:
         out = {}
         for request in batch:
             router = self.routes.route(request.namespace)
-            weights = router.get_weights()
+            weights, match = router.peek()
+            assert weights is not None
+            matching = self.matching if match is not None else 0.0
+            canary = 100 * matching + (1 - matching) * weights.canary
             arms = {}
             for arm, backend, share in (
-                ("canary", request.canary, weights.canary),
-                ("stable", request.stable, weights.stable),
+                ("canary", request.canary, canary),
+                ("stable", request.stable, 100 - canary),
             ):
                 old = self._counters.get((request.key, arm), TargetCounters(0.0, 0.0, T0.timestamp()))
                 dt = max(0.0, at.timestamp() - old.at)

@@ -45,9 +45,10 @@ class Shell:
     notes: FakeNotifications = field(default_factory=FakeNotifications)
     access: dict[str, bool] = field(default_factory=dict)
     cross_namespace: dict[str, list[str]] = field(default_factory=dict)
+    provider: CounterProvider | None = None  # the metrics world (kept when a test restarts the daemon)
 
     def __post_init__(self) -> None:
-        self.provider = CounterProvider(self.routes, self.clock)
+        self.provider = self.provider or CounterProvider(self.routes, self.clock)
         self.batcher = MetricsBatcher(self.provider, delay_seconds=0)
         self.actor = Actor(
             acknowledger=self.commands,
