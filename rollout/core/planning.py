@@ -85,7 +85,7 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
             canary = spec.plan_weight(i - 1)
             rest = f" and {canary}% of the rest" if canary else ""
             gate = (
-                f"{_fmt(judged)} with requests matching {route_match(step.match)} on the canary{rest}, and a "
+                f"{fmt(judged)} with requests matching {route_match(step.match)} on the canary{rest}, and a "
                 f"passing {analysis.judge.value} verdict on >= {analysis.min_requests} canary requests"
             )
             share = step.match.expected_share
