@@ -15,7 +15,8 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
 from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetMatch, SetWeights
@@ -62,7 +63,9 @@ class Telemetry(Protocol):
 class Events(Protocol):
     def record(
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
-    ) -> None: ...
+    ) -> str: ...
+
+    def repeat(self, namespace: str, event: str, *, count: int, now: datetime) -> None: ...
 
 
 class Acknowledger(Protocol):
@@ -80,6 +83,19 @@ class Notifications(Protocol):
     def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None: ...
 
     def update(self, snapshot: RolloutSnapshot) -> None: ...
+
+
+SERIES_EVERY = timedelta(minutes=5)  # a repeating cause's Event count is brought up to date this often
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class _Cause:
+    """One cause of Events for a rollout: how often it happened, its Event, when that was updated."""
+
+    count: int = 0
+    event: str = ""  # the Event's name once recorded
+    updated_at: datetime = _NEVER
 
 
 class Actor:
@@ -100,7 +116,7 @@ class Actor:
         self._lock = threading.Lock()
         self._write_problems: dict[str, RouteProblem] = {}
         self._landed: dict[str, Weights] = {}
-        self._recorded: dict[tuple[str, str, str], int] = {}  # (rollout, reason, message) -> times seen
+        self._recorded: dict[tuple[str, str, str], _Cause] = {}  # (rollout, reason, message) -> its Event
 
     def last_write_problem(self, key: str) -> RouteProblem | None:
         """How the last write for ``key`` failed (consumed: the next tick sees it once)."""
@@ -244,24 +260,33 @@ class Actor:
         self.event(obj, "InvalidSpec", why, True, now)
 
     def event(self, obj: RolloutObject, reason: str, message: str, warning: bool, now: datetime) -> None:
-        """Record an Event, once per cause (a repeated cause only counts; see ``repeats``)."""
+        """Record an Event, once per cause; a repeated cause updates that Event's ``series`` (its count
+        and last time) at most every ``SERIES_EVERY``, so ``kubectl get events`` shows one line per
+        cause with how often it happened."""
         if self.events is None:
             return
         cause = (obj.key, reason, message[:1024])
         with self._lock:
-            seen = self._recorded.get(cause, 0)
-            self._recorded[cause] = seen + 1
+            seen = self._recorded.get(cause)
+            if seen is None:
+                seen = self._recorded[cause] = _Cause()
+            seen.count += 1
+            due = bool(seen.event) and seen.count >= 2 and now - seen.updated_at >= SERIES_EVERY
             if len(self._recorded) > 10_000:  # bounded whatever happens
                 for stale in list(self._recorded)[:1000]:
                     del self._recorded[stale]
-        if seen:
+        if seen.event and not due:
             return
         try:
             self.guard(obj.key)
-            uid = obj.raw.get("metadata", {}).get("uid")
-            self.events.record(
-                obj.namespace, obj.name, uid=uid, reason=reason, message=message, warning=warning, now=now
-            )
+            if seen.event:
+                self.events.repeat(obj.namespace, seen.event, count=seen.count, now=now)
+            else:
+                uid = obj.raw.get("metadata", {}).get("uid")
+                seen.event = self.events.record(
+                    obj.namespace, obj.name, uid=uid, reason=reason, message=message, warning=warning, now=now
+                )
+            seen.updated_at = now
         except (KubeError, NotLeader) as e:
             log.warning(
                 "event not recorded", extra={"event": "rollout.event-failed", "rollout": obj.key, "error": str(e)}
@@ -270,4 +295,5 @@ class Actor:
     def repeats(self, key: str, reason: str, message: str) -> int:
         """How often a cause was seen for ``key`` (1: recorded once, never repeated)."""
         with self._lock:
-            return self._recorded.get((key, reason, message[:1024]), 0)
+            seen = self._recorded.get((key, reason, message[:1024]))
+            return seen.count if seen is not None else 0

@@ -146,11 +146,16 @@ class FakeTelemetry:
 @dataclass
 class FakeEvents:
     recorded: list[tuple[str, str, str]] = field(default_factory=list)
+    series: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # event name -> (count, last)
 
     def record(
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
-    ) -> None:
+    ) -> str:
         self.recorded.append((f"{namespace}/{name}", reason, message))
+        return f"{name}.{len(self.recorded)}"
+
+    def repeat(self, namespace: str, event: str, *, count: int, now: datetime) -> None:
+        self.series[event] = (count, now)
 
 
 @dataclass

@@ -213,6 +213,21 @@ def test_an_invalid_spec_is_phase_invalid_and_moves_nothing() -> None:
     assert shell.routes.route("team").writes == []
 
 
+def test_a_repeating_cause_is_one_event_whose_count_keeps_up() -> None:
+    shell = Shell()
+    doc = rollout_doc()
+    doc["spec"]["steps"] = [{"setWeight": 50}, {"setWeight": 20}]
+    shell.rollouts.put(doc)
+    for _ in range(70):  # 70 reconciles, 10 s apart
+        shell.tick()
+    invalid = [e for e in shell.events.recorded if e[1] == "InvalidSpec"]
+    assert len(invalid) == 1
+    count = shell.actor.repeats("team/shop", *invalid[0][1:])
+    assert count == 70
+    ((updated, last),) = shell.events.series.values()
+    assert 70 - 30 <= updated <= 70 and last >= shell.clock.now - timedelta(minutes=5)  # every 5 minutes
+
+
 def test_an_invalid_spec_mid_run_holds_and_abort_still_rolls_back() -> None:
     shell = Shell()
     shell.rollouts.put(rollout_doc())
