@@ -1,7 +1,9 @@
 """``plan`` and ``simulate`` describe the same step semantics: a healthy canary with plenty of
 traffic, run through the real shell on the fake clock (``simulate``), never ends a step before the
-minimum ``plan`` prints, ends each within one analysis interval plus one scrape of it (the grid the
-judge reads on), and promotes no sooner than ``plan``'s minimum time to promote."""
+minimum ``plan`` prints and promotes no sooner than ``plan``'s minimum time to promote; under the
+threshold judge (which passes as soon as it has ``minRequests`` at the weight) it ends each step
+within one analysis interval plus one scrape of that minimum (the grid the judge reads on). The
+sequential judge may take longer at small weights: that is the evidence ``plan --rps`` sizes."""
 
 from __future__ import annotations
 
@@ -53,6 +55,7 @@ def test_a_healthy_simulation_keeps_to_the_plan(policy: Rollout) -> None:
         lasted = starts[row.number + 1] - starts[row.number]
         minimum = row.min_duration.total_seconds()
         assert lasted >= minimum - 0.01, f"step {row.number} lasted {lasted}s, plan says at least {minimum}s"
-        assert lasted <= minimum + slack, f"step {row.number} lasted {lasted}s, plan's minimum {minimum}s"
+        if policy.spec.analysis.judge.value == "threshold":
+            assert lasted <= minimum + slack, f"step {row.number} lasted {lasted}s, plan's minimum {minimum}s"
     total = sim.ended_at - starts[1]
     assert total >= planned.min_time_to_promote.total_seconds() - 0.01
