@@ -63,6 +63,14 @@ helm: deploy-tools ## lint the Helm chart and package it into out/
 image: ## build the container image with docker, podman or buildah (IMAGE=name:tag BASE=image@digest IMAGE_FLAGS=...)
 	bash deploy/image/build.sh
 
+.PHONY: generate
+generate: sync ## rewrite every generated file: the CRDs, the admission policy, the chart's copies, README's policy reference
+	$(RUN) python -m rollout.kube.crd > deploy/base/crd.yaml
+	$(RUN) python -m rollout.kube.commands crd > deploy/base/crd-rolloutcommands.yaml
+	$(RUN) python -m rollout.kube.commands policy > deploy/base/commands-policy.yaml
+	cp deploy/base/crd.yaml deploy/base/crd-rolloutcommands.yaml deploy/base/commands-policy.yaml deploy/helm/rollout/files/
+	$(RUN) python -m rollout.policy.reference --write README.md
+
 .PHONY: fmt
 fmt: sync ## format and autofix
 	$(RUN) ruff format rollout tests

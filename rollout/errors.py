@@ -4,13 +4,14 @@
 RolloutError
 ├── PolicyError             a policy file or Rollout object is invalid (carries every Problem)
 ├── SettingsError           the daemon's own configuration is invalid
-├── RouterError             reading or writing route weights failed
+├── RouterError             reading or writing route weights (or a managed route) failed
 │   ├── RouteNotFound           the route object does not exist
 │   ├── BackendNotInRoute       stable/canary are not targets of the route
 │   ├── RouteForbidden          RBAC denied a verb on a resource
 │   ├── RouteSchemaError        the cluster's schema cannot hold what we must write
 │   ├── RouteConflict           a conditional write lost a race (retryable)
 │   ├── WeightsDrifted          someone else changed the weights since our last write
+│   ├── MatchDrifted            someone else changed an A/B step's managed route since our last write
 │   └── RouteNotAccepted        the gateway has not accepted the route
 ├── MetricsError            asking Prometheus failed
 │   ├── MetricsUnavailable      unreachable, timed out or 5xx (retryable)
@@ -60,7 +61,7 @@ class SettingsError(RolloutError):
 
 
 class RouterError(RolloutError):
-    """Reading or writing route weights failed."""
+    """Reading or writing route weights (or an A/B step's managed route) failed."""
 
 
 class RouteNotFound(RouterError):
@@ -90,6 +91,10 @@ class WeightsDrifted(RouterError):
         super().__init__(message)
         self.canary = canary
         self.stable = stable
+
+
+class MatchDrifted(RouterError):
+    """The A/B step's managed route is not the one rollout last wrote: someone else changed it."""
 
 
 class RouteNotAccepted(RouterError):

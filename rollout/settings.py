@@ -120,11 +120,30 @@ class LeaderSettings(Section):
 
 
 class SlackSettings(Section):
-    """Slack Web API access and the interactivity signing secret; no token: no Slack."""
+    """Slack Web API access and how clicks arrive (Socket Mode or HTTP); no bot token: no Slack."""
 
-    bot_token: SecretStr | None = Field(default=None, description="xoxb- bot token (scope chat:write)")
+    bot_token: SecretStr | None = Field(
+        default=None,
+        description="xoxb- bot token (scopes chat:write, channels:history, groups:history, usergroups:read)",
+    )
+    mode: Literal["socket", "http"] = Field(
+        default="socket",
+        description="how button clicks arrive: socket (Socket Mode, an outbound WebSocket opened by the replica "
+        "holding shard 0; needs app_token) or http (POST /slack/interactions; needs signing_secret)",
+    )
+    app_token: SecretStr | None = Field(
+        default=None, description="xapp- app-level token (scope connections:write) for Socket Mode"
+    )
     signing_secret: SecretStr | None = Field(
-        default=None, description="verifies approval clicks posted to /slack/interactions"
+        default=None, description="verifies approval clicks posted to /slack/interactions (mode http)"
+    )
+    response_url_prefix: str = Field(
+        default="https://hooks.slack.com/",
+        pattern=r"^https?://[^\s]+/$",
+        description="answers to a click go only to its response_url under this prefix",
+    )
+    group_cache_seconds: float = Field(
+        default=60.0, gt=0, le=3600, description="how long the members of an approver user group are cached"
     )
     base_url: str = Field(default="https://slack.com/api/", pattern=r"^https?://[^\s]+/$")
     default_channel: str | None = Field(
@@ -134,7 +153,8 @@ class SlackSettings(Section):
     )
     timeout_seconds: float = Field(default=10.0, gt=0, le=60)
     links: dict[str, str] = Field(
-        default_factory=dict, description="label -> URL template ({namespace}, {name}, {rollout}) under messages"
+        default_factory=dict,
+        description="label -> URL template ({namespace}, {name}, {rollout}) in the footer of a run's parent message",
     )
 
 
@@ -176,8 +196,8 @@ class Settings(BaseSettings):
         default=8081,
         ge=0,
         le=65535,
-        description="port of the Slack interactions server, listening only when slack.signing_secret is set; "
-        "0 picks a free one",
+        description="port of the Slack interactions server, listening only with slack.mode http, "
+        "slack.bot_token and slack.signing_secret set; 0 picks a free one",
     )
     log_format: Literal["auto", "json", "text"] = Field(
         default="auto", description="json in a cluster, readable text on a terminal (auto)"

@@ -146,9 +146,8 @@ def cmd_plan(args: argparse.Namespace) -> int:
     print(f"  {policy.spec.stable} (stable) -> {policy.spec.canary} (canary)")
     print(f"{'step':>4}  {'kind':<9} {'canary':>6}  {'min time':>8}  gate")
     for row in schedule.steps:
-        print(
-            f"{row.number:>4}  {row.kind:<9} {row.canary:>5}%  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}"
-        )
+        share = f"{row.canary:>5}%" if not row.ab else f"{'A/B' + (f'+{row.canary}%' if row.canary else ''):>6}"
+        print(f"{row.number:>4}  {row.kind:<9} {share}  {_fmt(row.min_duration.total_seconds()):>8}  {row.gate}")
         if row.sizing is not None:
             s = row.sizing
             lines = [f"{s.canary_rps:g} canary req/s"]
@@ -193,6 +192,8 @@ def _plan_dict(schedule: Plan) -> dict[str, Any]:
                 "step": r.number,
                 "kind": r.kind,
                 "canaryWeight": r.canary,
+                **({"abTest": True} if r.ab else {}),
+                **({"expectedShare": r.expected_share} if r.expected_share is not None else {}),
                 "minSeconds": r.min_duration.total_seconds(),
                 "gate": r.gate,
                 **({"sizing": _sizing_dict(r.sizing)} if r.sizing is not None else {}),

@@ -26,12 +26,16 @@ def add_target(p: argparse.ArgumentParser, *, all_namespaces: bool = False) -> N
 
 
 def client(args: argparse.Namespace) -> KubeClient:
+    from rollout.errors import KubeError
     from rollout.kube.client import KubeClient
     from rollout.kube.contexts import kubeconfig_path
 
     path = kubeconfig_path(args.kubeconfig)
     if args.kubeconfig is None and not Path(path).exists():
-        return KubeClient.in_cluster()
+        try:
+            return KubeClient.in_cluster()
+        except KubeError as e:
+            raise KubeError(f"no kubeconfig ({path} does not exist; --kubeconfig or $KUBECONFIG) and {e}") from e
     return KubeClient.from_kubeconfig(path, context=args.context)
 
 

@@ -168,6 +168,8 @@ def _render_one(raw: Mapping[str, Any], output: str | None, *, verbose: bool) ->
         ),
         f"  why        {s.get('message', '')}",
     ]
+    if s.get("match"):
+        lines.insert(2, f"  A/B        requests with {s['match']} also go to the canary (a managed route)")
     if s.get("verdict"):
         lines.append(f"  verdict    {s['verdict'] if verbose else _first(str(s['verdict']))}")
     bad = [c for c in s.get("conditions") or [] if _notable(c)]

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 
+from rollout.core.matches import RouteMatch
 from rollout.core.states import Weights
 from rollout.core.verdicts import Verdict
 
@@ -25,6 +26,22 @@ class SetWeights:
 
     target: Weights
     expected: Weights | None
+    purpose: WeightPurpose
+    reason: str
+
+
+@dataclass(frozen=True)
+class SetMatch:
+    """Put the A/B step's managed route (or rule) in place carrying ``target``; None removes it.
+
+    ``expected`` is what rollout believes is there now (None: no managed route); when ``check`` is
+    set and the route holds something else, nothing is written (someone else changed it). Removal
+    for a rollback or an abort is unchecked. Always executed before the weights of the same tick.
+    """
+
+    target: RouteMatch | None
+    expected: RouteMatch | None
+    check: bool
     purpose: WeightPurpose
     reason: str
 
@@ -86,4 +103,4 @@ class ScheduleNext:
     at: datetime
 
 
-Action = SetWeights | Notify | RequestApproval | ApprovalResolved | ScheduleNext
+Action = SetMatch | SetWeights | Notify | RequestApproval | ApprovalResolved | ScheduleNext

@@ -20,6 +20,7 @@ from rollout.core.states import (
     CommandKind,
     CommandResult,
     PauseReason,
+    PendingMatch,
     PendingWrite,
     Phase,
     RolloutState,
@@ -77,7 +78,7 @@ def _refusal(policy: Rollout, cmd: Command) -> str:
         approvers = policy.spec.approvals
         if cmd.slack_user:
             allowed = approvers.slack.approvers if approvers.slack else []
-            if allowed and cmd.slack_user not in allowed:
+            if allowed and cmd.slack_user not in allowed and not set(cmd.slack_groups) & set(allowed):
                 return f"Slack user {cmd.slack_user} is not an approver of {policy.key}"
     return ""
 
@@ -101,15 +102,16 @@ def _apply(t: Tick, cmd: Command) -> CommandResult:
     if cmd.ref and (cmd.ref != approval_key(s) or phase is not Phase.AWAITING_APPROVAL):
         return ignored(f"it answers approval request {cmd.ref}, which is no longer pending")
     if cmd.kind is CommandKind.ABORT:
+        person = f"slack:{cmd.slack_user}" if cmd.slack_user else cmd.by  # who clicked, not the daemon recording it
         if phase is Phase.ROLLING_BACK:
-            return done(replace(s, aborted_by=s.aborted_by or cmd.by), f"{who} (already rolling back)")
+            return done(replace(s, aborted_by=s.aborted_by or person), f"{who} (already rolling back)")
         if phase.active or phase is Phase.PENDING:
-            reason = f"aborted by {cmd.by}" + (f": {cmd.reason}" if cmd.reason else "")
+            reason = f"aborted by {person}" + (f": {cmd.reason}" if cmd.reason else "")
             return done(
                 replace(
                     s,
                     phase=Phase.ROLLING_BACK,
-                    aborted_by=cmd.by,
+                    aborted_by=person,
                     pause_reason=None,
                     pause_detail="",
                     end_reason=reason,
@@ -127,6 +129,9 @@ def _apply(t: Tick, cmd: Command) -> CommandResult:
                     revision=s.revision,
                     desired=s.desired,
                     observed=s.observed,
+                    match=s.match,
+                    match_observed=s.match_observed,
+                    match_pending=s.match_pending,
                     handled_commands=s.handled_commands,
                     message=f"retrying: {who}",
                 )
@@ -222,6 +227,10 @@ def _resume(t: Tick, s: RolloutState, who: str, ignored: _Ignored, done: _Done) 
     if live is not None and live != s.desired:
         # Drift or a write that failed for good: put rollout's weights back (the route now carries `live`).
         restore = PendingWrite(target=s.desired, before=live, decided_at=now)
+    live_match = t.obs.match if t.obs.route is not None else s.match_observed
+    restore_match = None
+    if live_match != s.match:  # the same for an A/B step's managed route (written before the weights)
+        restore_match = PendingMatch(target=s.match, before=live_match, decided_at=now)
     return done(
         replace(
             s,
@@ -229,10 +238,11 @@ def _resume(t: Tick, s: RolloutState, who: str, ignored: _Ignored, done: _Done) 
             pause_reason=None,
             pause_detail="",
             pending=restore or s.pending,
+            match_pending=restore_match or s.match_pending,
             route_problem=None,
             route_problem_since=None,
             step_started_at=now,  # the step restarts: its data so far ran on someone else's weights
-            weight_since=None if restore else s.weight_since,
-            message=(f"restoring rollout's weights {s.desired}: {who}" if restore else f"resumed: {who}"),
+            weight_since=None if restore or restore_match else s.weight_since,
+            message=(f"restoring rollout's route: {who}" if restore or restore_match else f"resumed: {who}"),
         )
     )

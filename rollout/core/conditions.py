@@ -90,7 +90,8 @@ def _degraded(state: RolloutState, invalid: str) -> tuple[bool, str, str]:
         return True, "InvalidSpec", invalid
     problem = state.route_problem
     if problem is not None:
-        reason = "RouteWriteFailed" if state.pending is not None else "RouteReadFailed"
+        writing = state.pending is not None or state.match_pending is not None  # weights or a managed route
+        reason = "RouteWriteFailed" if writing else "RouteReadFailed"
         return True, reason, f"{problem.kind.value}: {problem.message}"
     if state.unavailable_since is not None and state.phase.active:
         return True, "MetricsUnavailable", state.message

@@ -20,6 +20,7 @@ from rollout.core.actions import (
     Level,
     Resolution,
     ScheduleNext,
+    SetMatch,
     SetWeights,
     WeightPurpose,
 )
@@ -32,7 +33,6 @@ from rollout.core.states import (
     CommandKind,
     CommandResult,
     Observations,
-    PauseReason,
     Phase,
     RolloutState,
 )
@@ -65,14 +65,14 @@ def decide(policy: Rollout, state: RolloutState, obs: Observations, now: datetim
         t.say(f"{t.state.phase.value}: {t.state.end_reason or t.state.message}".rstrip(": "))
     elif t.state.phase.active or t.state.phase is Phase.PENDING:
         t.actions.append(ScheduleNext(at=next_tick(t)))
-    resolved = _approval_resolved(state, t.state)
+    resolved = _approval_resolved(state, t.state, timed_out=t.approval_timed_out)
     if resolved is not None:
         t.actions.append(resolved)
     reason = "; ".join(dict.fromkeys(t.reasons)) or t.state.message
     return Decision(state=t.state, actions=tuple(t.actions), reason=reason, commands=tuple(t.results))
 
 
-def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalResolved | None:
+def _approval_resolved(before: RolloutState, after: RolloutState, *, timed_out: bool) -> ApprovalResolved | None:
     """The approval request that was pending before this tick and is not any more, with how it ended."""
     if before.approval_requested_at is None or before.phase is not Phase.AWAITING_APPROVAL:
         return None
@@ -88,9 +88,9 @@ def _approval_resolved(before: RolloutState, after: RolloutState) -> ApprovalRes
     approved = after.approvals[len(before.approvals) :] if len(after.approvals) > len(before.approvals) else ()
     if approved:
         return ApprovalResolved(key, number, Resolution.APPROVED, by=approved[-1].split(": ", 1)[-1])
-    if after.pause_reason is PauseReason.APPROVAL_TIMEOUT:
+    if timed_out and after.phase is Phase.PAUSED:
         return ApprovalResolved(key, number, Resolution.TIMED_OUT, detail="paused")
-    if after.phase is Phase.ROLLING_BACK and "approval timed out" in after.end_reason:
+    if timed_out and after.phase is Phase.ROLLING_BACK:
         return ApprovalResolved(key, number, Resolution.TIMED_OUT, detail="rolled back")
     if after.aborted_by and not before.aborted_by:
         return ApprovalResolved(key, number, Resolution.REJECTED, by=after.aborted_by, detail=after.end_reason)
@@ -131,6 +131,10 @@ def _new_run(t: Tick, *, superseded: bool) -> None:
         revision=t.policy.revision,
         desired=live or old.desired,
         observed=live,
+        # a managed route the old run left (superseded mid-A/B) is the new run's to keep or remove
+        match=old.match,
+        match_observed=old.match_observed,
+        match_pending=old.match_pending,
         handled_commands=old.handled_commands,
     )
     t.say(f"new revision {t.policy.revision}")
@@ -161,6 +165,9 @@ def _start(t: Tick) -> None:
         desired=live,
         observed=live,
         pending=None,
+        match=t.obs.match,  # one that exists (a superseded run's) is removed by the first step that has none
+        match_observed=t.obs.match,
+        match_pending=None,
         weight_since=None,
         judge=JudgeMemory(),
         baseline=None,
@@ -184,11 +191,13 @@ def hold(state: RolloutState, obs: Observations, now: datetime, why: str) -> Dec
     """The decision when the policy cannot be used (an invalid spec, or ``decide`` itself failed).
 
     Nothing moves forward: the route is observed (status stays truthful) and only an ``abort`` is
-    acted on, rolling the run's own two backends back to stable 100% (the runtime builds the
-    router from ``state.router`` and the run's backends). Every other command is ignored with ``why``.
+    acted on, removing an A/B step's managed route and rolling the run's own two backends back to
+    stable 100% (the runtime builds the router from ``state.router`` and the run's backends).
+    Every other command is ignored with ``why``.
     """
     del now
-    s = replace(state, observed=obs.route or state.observed)
+    seen = obs.route is not None
+    s = replace(state, observed=obs.route or state.observed, match_observed=obs.match if seen else state.match_observed)
     results: list[CommandResult] = []
     actions: list[Action] = []
     for cmd in obs.commands:
@@ -203,10 +212,21 @@ def hold(state: RolloutState, obs: Observations, now: datetime, why: str) -> Dec
             )
         s = replace(s, handled_commands=(*s.handled_commands, cmd.id)[-200:])
     if s.phase is Phase.ROLLING_BACK:
-        if s.observed == STABLE_ONLY:
+        if s.match_observed is not None:  # an A/B step's managed route goes first
+            actions.append(SetMatch(None, s.match_observed, False, WeightPurpose.ROLLBACK, f"rollback: {s.end_reason}"))
+            s = replace(s, match=None)
+        if s.observed == STABLE_ONLY and s.match_observed is None:
             phase = Phase.ABORTED if s.aborted_by else Phase.ROLLED_BACK
-            s = replace(s, phase=phase, desired=STABLE_ONLY, pending=None, message=f"{phase.value}: {s.end_reason}")
-        else:
+            s = replace(
+                s,
+                phase=phase,
+                desired=STABLE_ONLY,
+                pending=None,
+                match=None,
+                match_pending=None,
+                message=f"{phase.value}: {s.end_reason}",
+            )
+        elif s.observed != STABLE_ONLY:
             actions.append(SetWeights(STABLE_ONLY, None, WeightPurpose.ROLLBACK, f"rollback: {s.end_reason}"))
             s = replace(s, desired=STABLE_ONLY)
     elif s.phase.active:

@@ -4,9 +4,11 @@ Owns the bridge between the metrics and the judge. The state keeps the last coun
 judge absorbed (``baseline``); a new reading becomes an ``Interval`` by ``readings.difference``,
 so an interval always starts where the previous one ended and a reading seen twice (a wake by a
 command, a timer between two scrapes) adds nothing. An interval is *at weight* when its first
-sample was taken after the route was seen carrying the current step's weight: only those can make
-a step pass. Prometheus being unreachable holds (or rolls back after ``unavailable.after``); a
-broken query holds and says so. Pure; called by ``engine.decide``.
+sample was taken after the route was seen carrying the current step's weight (and an A/B step's
+managed route): only those can make a step pass. During an A/B step the canary's share is
+unknown (it gets whatever matches); the judge is told so (``JudgeInput.weight`` is None).
+Prometheus being unreachable holds (or rolls back after ``unavailable.after``); a broken query
+holds and says so. Pure; called by ``engine.decide``.
 """
 
 from __future__ import annotations
@@ -42,9 +44,9 @@ def evaluate(t: Tick) -> Verdict | None:
             t.set_message(message)
         t.say(message)
         return None
-    weight = t.state.observed.canary if t.state.observed is not None else 0
+    share = t.state.share  # None: an A/B step's managed route sends the canary what matches
     if reading.canary is None:  # no counters for the canary: nothing to count this time
-        if weight == 0:
+        if share == 0:
             return None
         why = f"no usable data: {reading.outcome.value}: {reading.detail}"
         return _judge(t, reading, None, at_weight=False, reason=why)
@@ -54,15 +56,10 @@ def evaluate(t: Tick) -> Verdict | None:
         t.say("counting starts at this reading")
         return None
     interval = difference(base, reading)
-    if interval is None or (weight == 0 and t.state.desired.canary == 0):
+    if interval is None or (share == 0 and t.state.desired_share == 0):
         return None  # no newer sample, or nothing to judge at 0%
     since = t.state.weight_since
-    at_weight = (
-        since is not None
-        and interval.start >= since
-        and t.state.pending is None
-        and t.state.observed == t.state.desired
-    )
+    at_weight = since is not None and interval.start >= since and t.state.in_place
     return _judge(t, reading, interval, at_weight=at_weight, reason="")
 
 
@@ -72,9 +69,9 @@ def _judge(t: Tick, reading: Reading, interval: Interval | None, *, at_weight: b
         outcome=reading.outcome,
         interval=interval,
         at_weight=at_weight,
-        weight=s.desired.canary,
+        weight=s.desired_share,
         step=s.step,
-        weight_steps=max(len(t.spec.weights), 1),
+        weight_steps=max(sum(1 for step in t.spec.steps if step.set_weight is not None or step.match), 1),
         new_step=s.verdict_step != s.step,
         reason=reason,
         custom=dict(reading.custom),

@@ -64,7 +64,7 @@ def schema() -> dict[str, Any]:
     raw: dict[str, Any] = _STATE.json_schema(mode="serialization", by_alias=True)
     props = raw.setdefault("properties", {})
     for key in _COMPACT:
-        props[key] = {"type": "string", "description": f"the judge's {key}, compact JSON (internal)"}
+        props[key] = {"type": "string", "nullable": True, "description": f"the judge's {key}, compact JSON (internal)"}
     return raw
 
 

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from rollout.core.judging.latency import ENVOY_DEFAULT_BUCKETS_MS, bucket_warning
+from rollout.core.matches import route_match
 from rollout.core.sizing import StepSizing, size_step
+from rollout.core.ticking import fmt
 from rollout.policy.analysis import JudgeKind
 from rollout.policy.models import Rollout
 
@@ -21,12 +23,14 @@ from rollout.policy.models import Rollout
 @dataclass(frozen=True)
 class PlannedStep:
     number: int  # 1-based
-    kind: str  # setWeight | pause | approval
-    canary: int  # canary weight while the step runs
+    kind: str  # setWeight | match | pause | approval
+    canary: int  # canary weight while the step runs (an A/B step: of the requests that do not match)
     min_duration: timedelta  # shortest time the step can take
     gate: str  # what ends the step
     unbounded: bool  # a person must act (pause without duration, approval)
     sizing: StepSizing | None = None  # with an expected request rate: what judging this step takes
+    expected_share: int | None = None  # an A/B step: the policy's estimate of the matching share (percent)
+    ab: bool = False  # an A/B step's managed route is in place (a match step and the gates after it)
 
 
 @dataclass(frozen=True)
@@ -45,7 +49,8 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
     """The schedule the engine will follow if every judgement passes as early as it can.
 
     With ``rps`` (expected total requests per second) and the sequential judge, every setWeight
-    step is sized: how long it
+    step (and every A/B step with an ``expectedShare``: the canary's share of an A/B step is
+    unknown until traffic arrives, which a warning says) is sized: how long it
     takes to catch a ``sequential.regression`` regression at that weight and to pass a healthy
     canary, with warnings for steps that cannot do either within the progress deadline, and the
     expected time to promote a healthy canary. ``buckets_ms``: the latency histogram's bucket bounds
@@ -60,18 +65,31 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
     judged = _ceil_to(max(analysis.effective_step_duration, interval), interval)
     rows: list[PlannedStep] = []
     canary = 0
+    ab = False
     warnings: list[str] = []
+    ab_at: dict[int, bool] = {}
     for i, step in enumerate(spec.steps, start=1):
+        ab = step.match is not None or (ab and step.set_weight is None)
+        ab_at[i] = ab
         if step.set_weight is not None:
             canary = step.set_weight
             if canary == 0:
-                gate = f"wait {_fmt(judged)} (nothing to judge at 0%)"
+                gate = f"wait {fmt(judged)} (nothing to judge at 0%)"
             else:
                 gate = (
-                    f"{_fmt(judged)} at {canary}% and a passing {analysis.judge.value} verdict on "
+                    f"{fmt(judged)} at {canary}% and a passing {analysis.judge.value} verdict on "
                     f">= {analysis.min_requests} canary requests at {canary}%"
                 )
             rows.append(PlannedStep(i, "setWeight", canary, judged, gate, unbounded=False))
+        elif step.match is not None:
+            canary = spec.plan_weight(i - 1)
+            rest = f" and {canary}% of the rest" if canary else ""
+            gate = (
+                f"{fmt(judged)} with requests matching {route_match(step.match)} on the canary{rest}, and a "
+                f"passing {analysis.judge.value} verdict on >= {analysis.min_requests} canary requests"
+            )
+            share = step.match.expected_share
+            rows.append(PlannedStep(i, "match", canary, judged, gate, unbounded=False, expected_share=share, ab=True))
         elif step.pause is not None:
             if step.pause.duration is None:
                 rows.append(PlannedStep(i, "pause", canary, timedelta(0), "until resumed", unbounded=True))
@@ -82,7 +100,7 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
                         "pause",
                         canary,
                         step.pause.duration,
-                        f"wait {_fmt(step.pause.duration)}",
+                        f"wait {fmt(step.pause.duration)}",
                         unbounded=False,
                     )
                 )
@@ -95,13 +113,26 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
                     "approval",
                     canary,
                     timedelta(0),
-                    f"approval ({who}); after {_fmt(approvals.timeout)}: {approvals.on_timeout.value}",
+                    f"approval ({who}); after {fmt(approvals.timeout)}: {approvals.on_timeout.value}",
                     unbounded=True,
                 )
             )
     expected: timedelta | None = None
+    rows = [replace(row, ab=True) if ab_at[row.number] else row for row in rows]
+    if rps is not None:
+        for row in rows:
+            if row.kind == "match":
+                estimate = (
+                    f"sized at the estimated {row.expected_share}% (match.expectedShare)"
+                    if row.expected_share is not None
+                    else "give match.expectedShare to size it"
+                )
+                warnings.append(
+                    f"step {row.number}: the canary's share is unknown until traffic arrives (it gets the "
+                    f"requests that match); {estimate}"
+                )
     if rps is not None and analysis.judge is JudgeKind.SEQUENTIAL:
-        weight_steps = sum(1 for r in rows if r.kind == "setWeight" and r.canary > 0)
+        weight_steps = sum(1 for r in rows if (r.kind == "setWeight" and r.canary > 0) or r.kind == "match")
         rows = [_sized(policy, row, rps, weight_steps, warnings) for row in rows]
         expected = _expected(rows)
     if analysis.slos.latency is not None:
@@ -126,11 +157,17 @@ def plan(policy: Rollout, rps: float | None = None, buckets_ms: Sequence[float] 
 
 
 def _sized(policy: Rollout, row: PlannedStep, rps: float, weight_steps: int, warnings: list[str]) -> PlannedStep:
-    if row.kind != "setWeight" or row.canary == 0:
+    share = row.canary
+    if row.kind == "match":
+        if row.expected_share is None:
+            return row  # the share is unknown: nothing to size (the warning says so)
+        matching = row.expected_share / 100
+        share = max(1, min(99, round(100 * (matching + (1 - matching) * row.canary / 100))))
+    elif row.kind != "setWeight" or row.canary == 0:
         return row
     sizing = size_step(
         policy.spec.analysis,
-        row.canary,
+        share,
         rps,
         row.min_duration,
         weight_steps=weight_steps,
@@ -138,7 +175,7 @@ def _sized(policy: Rollout, row: PlannedStep, rps: float, weight_steps: int, war
     )
     if sizing.warning:
         warnings.append(f"step {row.number}: {sizing.warning}")
-    return PlannedStep(row.number, row.kind, row.canary, row.min_duration, row.gate, row.unbounded, sizing)
+    return replace(row, sizing=sizing)
 
 
 def _expected(rows: list[PlannedStep]) -> timedelta | None:
@@ -146,7 +183,7 @@ def _expected(rows: list[PlannedStep]) -> timedelta | None:
     step never passes or needs people)."""
     total = timedelta(0)
     for row in rows:
-        if row.unbounded:
+        if row.unbounded or (row.kind == "match" and row.sizing is None):  # people; a share nobody knows
             return None
         if row.sizing is None:
             total += row.min_duration
@@ -160,10 +197,3 @@ def _expected(rows: list[PlannedStep]) -> timedelta | None:
 
 def _ceil_to(value: timedelta, grid: timedelta) -> timedelta:
     return grid * math.ceil(value / grid)
-
-
-def _fmt(delta: timedelta) -> str:
-    seconds = int(delta.total_seconds())
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    return "".join(f"{n}{u}" for n, u in ((hours, "h"), (minutes, "m"), (secs, "s")) if n) or "0s"

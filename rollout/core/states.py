@@ -1,7 +1,7 @@
 """The persisted state of one rollout and what the engine observes on a tick.
 
 Owns ``RolloutState`` (everything a run needs to resume after a restart, stored in the Rollout's
-``status.state``), its sub-states (phase, why it is paused, the route write in flight, the route
+``status.state``), its sub-states (phase, why it is paused, the route writes in flight, the route
 problem being reported), weights, operator commands and the per-tick ``Observations``. This is
 the one declaration of the persisted state: ``rollout.core.persisting`` derives its JSON form and
 the CRD's status schema from these dataclasses, so a field added here is stored, loaded and
@@ -18,6 +18,7 @@ from typing import ClassVar
 from pydantic import ConfigDict
 
 from rollout.core.judging import JudgeMemory
+from rollout.core.matches import RouteMatch
 from rollout.core.readings import Reading
 from rollout.core.serialized import CAMEL_CASE
 from rollout.core.verdicts import Verdict
@@ -130,6 +131,23 @@ class PendingWrite:
     attempts: int = 1
 
 
+@dataclass(frozen=True)
+class PendingMatch:
+    """A change to the A/B step's managed route (create, change or remove) not yet seen on the route.
+
+    Like ``PendingWrite``: while it is pending, a managed route still as it was ``before`` (None:
+    there was none) means the write did not land; once seen as ``target`` (None: removed) it is
+    confirmed, and any other change is someone else's.
+    """
+
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
+
+    decided_at: datetime
+    target: RouteMatch | None = None
+    before: RouteMatch | None = None
+    attempts: int = 1
+
+
 class CommandKind(StrEnum):
     APPROVE = "approve"
     ABORT = "abort"
@@ -159,7 +177,20 @@ class Command:
     reason: str = ""
     ref: str = ""  # the approval request this answers (Slack buttons); an answer to another request is ignored
     slack_user: str = ""
+    slack_groups: tuple[str, ...] = ()  # the Slack user groups (S...) the clicker was in when clicking
     refusal: str = ""
+
+
+@dataclass(frozen=True)
+class ChatThread:
+    """The run's chat thread: channel ID and parent message ts, kept so a restarted daemon continues it."""
+
+    # Recorded by the runtime after the notifier posted the parent message (``run``: its ``run_id``).
+    __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
+
+    channel: str
+    ts: str
+    run: str
 
 
 @dataclass(frozen=True)
@@ -178,14 +209,19 @@ class Observations:
     """Everything decide() may look at besides policy, state and now.
 
     ``route``: the live weights read from the route, None when unreadable (``route_problem`` says
-    why). ``write_problem``: how the last write the runtime attempted failed (None: it landed or
-    none was attempted). ``reading``: the latest counter reading of the metrics (None: not
-    measured on this tick).
+    why). ``match``: the A/B step's managed route or rule as read with the route (None: there is
+    none; the runtime reads it when ``reads_match`` says the run may have one). ``write_problem``:
+    how the last write the runtime attempted failed; ``write_landed``: the weights of the last
+    write the runtime saw stored by the API server (both None: no write since the last tick, or the
+    process restarted). ``reading``: the latest counter reading of the metrics (None: not measured
+    on this tick).
     """
 
     route: Weights | None = None
+    match: RouteMatch | None = None
     route_problem: RouteProblem | None = None
     write_problem: RouteProblem | None = None
+    write_landed: Weights | None = None
     reading: Reading | None = None
     commands: tuple[Command, ...] = ()
     may_start: bool = True  # False when the concurrency cap is reached
@@ -198,7 +234,9 @@ class RolloutState:
     ``desired`` is what the engine wants the route to carry, ``observed`` what it last read there
     (status reports ``observed``: never a weight the route does not have). ``weight_since`` is when
     the route was first seen carrying the current step's weight; the step's minimum time and
-    the judge's at-weight data both count from it.
+    the judge's at-weight data both count from it. ``match``/``match_observed``/``match_pending``
+    are the same three for an A/B step's managed route (None: no managed route); the route
+    carries what rollout wants only when both the weights and the managed route do.
     """
 
     __pydantic_config__: ClassVar[ConfigDict] = CAMEL_CASE
@@ -213,6 +251,9 @@ class RolloutState:
     desired: Weights = STABLE_ONLY
     observed: Weights | None = None
     pending: PendingWrite | None = None
+    match: RouteMatch | None = None  # the managed route of an A/B step rollout wants (None: none)
+    match_observed: RouteMatch | None = None  # as last read (None: none exists)
+    match_pending: PendingMatch | None = None
     route_problem: RouteProblem | None = None  # the problem currently reported (a condition)
     route_problem_since: datetime | None = None
     run_started_at: datetime | None = None
@@ -235,8 +276,45 @@ class RolloutState:
     aborted_by: str = ""  # who aborted (Aborted instead of RolledBack)
     handled_commands: tuple[str, ...] = ()  # ids of operator commands already acted on (bounded)
     notified: tuple[str, ...] = ()  # keys of notifications already sent this run (bounded)
+    thread: ChatThread | None = None  # the run's chat thread, once the notifier posted it (runtime-recorded)
 
     @property
     def number(self) -> int:
         """The current step as people count it (1-based)."""
         return self.step + 1
+
+    @property
+    def run_id(self) -> str:
+        """The identity of the current run (revision and start time); empty before a run started."""
+        if self.run_started_at is None:
+            return ""
+        return f"{self.revision}@{self.run_started_at.isoformat()}"
+
+    @property
+    def share(self) -> int | None:
+        """The canary's share of requests (percent) as the route carries it; None when a managed
+        route sends it the requests that match, a share nobody knows until traffic arrives."""
+        if self.match_observed is not None:
+            return None
+        return self.observed.canary if self.observed is not None else 0
+
+    @property
+    def desired_share(self) -> int | None:
+        """The canary's share rollout wants (None: an A/B step's match, share unknown)."""
+        return None if self.match is not None else self.desired.canary
+
+    @property
+    def in_place(self) -> bool:
+        """The route carries what rollout wants: its weights and its managed route, nothing pending."""
+        return (
+            self.pending is None
+            and self.match_pending is None
+            and self.observed == self.desired
+            and self.match_observed == self.match
+        )
+
+
+def reads_match(state: RolloutState, uses_match: bool) -> bool:
+    """Whether the runtime must read the managed route on this tick: the policy has match steps
+    (``uses_match``), or the state says one may exist (wanted, seen or being written)."""
+    return uses_match or state.match is not None or state.match_observed is not None or state.match_pending is not None

@@ -1,13 +1,18 @@
-"""Steps of a run: setWeight, pause and approval gates, promotion, rollback, and the next tick.
+"""Steps of a run: setWeight and match, pause and approval gates, promotion, rollback, the next tick.
 
 Owns the one definition of step semantics that ``plan``, ``simulate``, the README and the CRD
 describe: a ``setWeight`` step first writes its weight; it passes only after the route has been
 *seen* carrying that weight for at least ``stepDuration`` and the judge has a passing verdict on
-data taken at that weight (``evaluating``). Evidence that the canary is worse acts at any time;
-evidence that it is fine never ends a step before its minimum. A pause step waits its duration
-(or a person), an approval step waits for an approval, and every step is judged while it lasts.
-No promotion without a passing verdict with enough data at the last weight. Also owns when the
-engine next needs a tick (pause ends, step minimums, approval timeouts, deadlines). Pure.
+data taken at that weight (``evaluating``). A ``match`` step (A/B) is the same with a managed
+route sending the requests that match to the canary (plus its weight of the rest): the route
+must be seen carrying both. The managed route stays through the pause and approval steps that
+follow; the next setWeight step, promotion, rollback and abort remove it, always before any
+weight moves, and a run ends only once it is seen gone. Evidence that the canary is worse acts
+at any time; evidence that it is fine never ends a step before its minimum. A pause step waits
+its duration (or a person), an approval step waits for an approval, and every step is judged
+while it lasts. No promotion without a passing verdict with enough data at the last weight.
+Also owns when the engine next needs a tick (pause ends, step minimums, approval timeouts,
+deadlines). Pure.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from datetime import datetime
 
 from rollout.core.actions import Level, RequestApproval, WeightPurpose
 from rollout.core.commanding import approval_key
+from rollout.core.matches import RouteMatch, route_match
 from rollout.core.states import CANARY_ONLY, STABLE_ONLY, PauseReason, Phase, Weights
 from rollout.core.ticking import Tick, fmt, rollback
 from rollout.core.verdicts import Verdict, VerdictKind
@@ -70,19 +76,35 @@ def _count(t: Tick) -> str:
     return f"step {t.state.number}/{len(t.spec.steps)}"
 
 
+def route_target(t: Tick, index: int) -> tuple[Weights, RouteMatch | None] | None:
+    """What the route carries during step ``index``: a setWeight or match step's weights and
+    managed route; None for pause and approval steps (the route stays as it is)."""
+    step = t.spec.steps[index]
+    if step.set_weight is not None:
+        return Weights.of_canary(step.set_weight), None
+    if step.match is not None:
+        return Weights.of_canary(t.spec.plan_weight(index)), route_match(step.match)
+    return None
+
+
+def carried(t: Tick) -> str:
+    """What the canary gets now, as people read it ("10%", "requests with X=beta (and 10% of the rest)")."""
+    match, weight = t.state.match, t.state.desired.canary
+    if match is None:
+        return f"{weight}%"
+    return f"requests with {match}" + (f" and {weight}% of the rest" if weight else "")
+
+
 def _next_step(t: Tick) -> None:
     following = t.state.step + 1
-    keep_clock = following < len(t.spec.steps) and t.spec.steps[following].set_weight is None
-    same_weight = (
-        following < len(t.spec.steps)
-        and t.spec.steps[following].set_weight is not None
-        and Weights.of_canary(t.spec.steps[following].set_weight or 0) == t.state.desired
-    )
+    target = route_target(t, following) if following < len(t.spec.steps) else None
+    keep_clock = following < len(t.spec.steps) and target is None
+    same_route = target is not None and target == (t.state.desired, t.state.match)
     t.state = replace(
         t.state,
         step=following,
         step_started_at=t.now,
-        weight_since=t.state.weight_since if keep_clock else (t.now if same_weight else None),
+        weight_since=t.state.weight_since if keep_clock else (t.now if same_route else None),
         phase=Phase.PROGRESSING,
         pause_reason=None,
         pause_detail="",
@@ -93,8 +115,9 @@ def _next_step(t: Tick) -> None:
 
 def _step_done(t: Tick, *, failed_now: bool) -> bool:
     step = t.spec.steps[t.state.step]
-    if step.set_weight is not None:
-        return _weight_step_done(t, step.set_weight, failed_now=failed_now)
+    target = route_target(t, t.state.step)
+    if target is not None:
+        return _route_step_done(t, *target, failed_now=failed_now)
     if step.pause is not None:
         duration = step.pause.duration
         started = t.state.step_started_at or t.now
@@ -108,16 +131,26 @@ def _step_done(t: Tick, *, failed_now: bool) -> bool:
     return _approval_granted(t)
 
 
-def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
-    target = Weights.of_canary(weight)
+def _route_step_done(t: Tick, target: Weights, match: RouteMatch | None, *, failed_now: bool) -> bool:
+    if t.state.match != match:  # the managed route changes first, weights after it is seen
+        if failed_now and match is not None:
+            return False  # never send the canary more traffic on a tick whose check failed
+        what = f"requests with {match} to the canary" if match is not None else "managed route removed"
+        t.set_match(match, WeightPurpose.STEP, f"{_count(t)}: {what}")
+        t.state = replace(t.state, weight_since=None, phase=Phase.PROGRESSING, message=f"{_count(t)}: {what}")
+        t.notify(f"step-{t.state.step}", "rollout.step", Level.INFO, t.state.message)
+        t.say(t.state.message)
+        return False
+    weight = target.canary
     if t.state.desired != target:
         if failed_now and target.canary > t.state.desired.canary:
             return False  # never raise the canary on a tick whose check failed
         if target == CANARY_ONLY and t.state.desired.canary > 0 and not _may_promote(t):
             return False  # all traffic to the canary is a promotion: never on missing data
-        t.move(target, WeightPurpose.STEP, f"{_count(t)}: setWeight {weight}")
+        what = f"setWeight {weight}" if match is None else f"{weight}% of the requests that do not match"
+        t.move(target, WeightPurpose.STEP, f"{_count(t)}: {what}")
         t.state = replace(
-            t.state, weight_since=None, phase=Phase.PROGRESSING, message=f"{_count(t)}: canary to {weight}%"
+            t.state, weight_since=None, phase=Phase.PROGRESSING, message=f"{_count(t)}: canary to {carried(t)}"
         )
         t.notify(f"step-{t.state.step}", "rollout.step", Level.INFO, t.state.message)
         t.say(t.state.message)
@@ -127,19 +160,19 @@ def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
         return False  # written, not yet seen on the route
     at_weight, minimum = t.now - since, t.spec.analysis.effective_step_duration
     verdict = current_verdict(t)
-    if weight == 0:
+    if weight == 0 and match is None:
         if at_weight >= minimum:
             return True
         t.set_message(f"{_count(t)}: canary at 0% since {since:%H:%M:%S}, waiting {fmt(minimum)} (nothing to judge)")
         return False
     if verdict is not None and verdict.kind is VerdictKind.PASS and at_weight >= minimum:
         t.state = replace(t.state, promotable=verdict.enough_data)
-        t.say(f"{_count(t)} passed after {fmt(at_weight)} at {weight}%")
+        t.say(f"{_count(t)} passed after {fmt(at_weight)} at {carried(t)}")
         t.notify(
             f"passed-{t.state.step}",
             "rollout.step-passed",
             Level.INFO,
-            f"{_count(t)} passed at {weight}%: {verdict.summary}",
+            f"{_count(t)} passed at {carried(t)}: {verdict.summary}",
         )
         return True
     started = t.state.step_started_at or t.now
@@ -148,7 +181,9 @@ def _weight_step_done(t: Tick, weight: int, *, failed_now: bool) -> bool:
         return False
     judged = _headline(verdict) if verdict else "waiting for the first interval at this weight"
     if t.state.phase is Phase.PROGRESSING and not t.state.message.startswith("holding"):
-        t.set_message(f"{_count(t)}: canary at {weight}% since {since:%H:%M:%S} (at least {fmt(minimum)}); {judged}")
+        t.set_message(
+            f"{_count(t)}: canary gets {carried(t)} since {since:%H:%M:%S} (at least {fmt(minimum)}); {judged}"
+        )
     return False
 
 
@@ -181,7 +216,7 @@ def _approval_granted(t: Tick) -> bool:
         text = (
             step.approval.message
             if step.approval and step.approval.message
-            else f"approve {_count(t)} of {t.policy.key}? canary {t.spec.canary} at {t.state.desired.canary}%"
+            else f"approve {_count(t)} of {t.policy.key}? canary {t.spec.canary} gets {carried(t)}"
         )
         t.actions.append(
             RequestApproval(
@@ -200,6 +235,7 @@ def _approval_granted(t: Tick) -> bool:
         message=f"{_count(t)}: waiting for approval (times out at {timeout_at:%H:%M:%S})",
     )
     if t.now >= timeout_at:
+        t.approval_timed_out = True
         if approvals.on_timeout is TimeoutAction.ROLLBACK:
             rollback(t, f"approval timed out after {fmt(approvals.timeout)}")
         else:
@@ -228,6 +264,12 @@ def _may_promote(t: Tick) -> bool:
 
 
 def _finish_promotion(t: Tick) -> None:
+    if t.state.match is not None:
+        t.set_match(None, WeightPurpose.PROMOTE, "promote: the managed route goes first")
+        t.say("promoting: removing the managed route first")
+        return
+    if t.state.match_observed is not None:
+        return  # its removal is not seen yet
     if t.state.desired != CANARY_ONLY or t.state.observed != CANARY_ONLY:
         if t.state.desired != CANARY_ONLY:
             t.move(CANARY_ONLY, WeightPurpose.PROMOTE, "promote: canary to 100%")
@@ -248,10 +290,18 @@ def _finish_promotion(t: Tick) -> None:
 
 
 def finish_rollback(t: Tick) -> None:
-    """Stable to 100%, unconditionally and as often as needed; RolledBack (or Aborted) once it is."""
+    """The managed route removed, then stable to 100%, unconditionally and as often as needed (both
+    on one tick: removal first); RolledBack (or Aborted) once the route is seen with neither."""
+    if t.state.match_observed is not None:
+        t.set_match(None, WeightPurpose.ROLLBACK, f"rollback: {t.state.end_reason}", check=False)
+        t.say("rolling back: removing the managed route")
+    elif t.state.match is not None or t.state.match_pending is not None:
+        t.state = replace(t.state, match=None, match_pending=None)  # seen gone: nothing to remove
     if t.state.observed != STABLE_ONLY:
         t.move(STABLE_ONLY, WeightPurpose.ROLLBACK, f"rollback: {t.state.end_reason}", check=False)
         t.say(f"rolling back to {STABLE_ONLY}")
+        return
+    if t.state.match_observed is not None:
         return
     aborted = bool(t.state.aborted_by)
     phase = Phase.ABORTED if aborted else Phase.ROLLED_BACK
@@ -274,13 +324,13 @@ def finish_rollback(t: Tick) -> None:
 def next_tick(t: Tick) -> datetime:
     """When the engine next needs a tick: the next analysis interval or an earlier timer."""
     s, now = t.state, t.now
-    if s.pending is not None:
+    if s.pending is not None or s.match_pending is not None:
         return now  # see our write land as soon as possible
     candidates = [now + t.spec.analysis.interval]
     started = s.step_started_at or now
     if s.step < len(t.spec.steps) and s.phase in (Phase.PROGRESSING, Phase.PAUSED, Phase.AWAITING_APPROVAL):
         step = t.spec.steps[s.step]
-        if step.set_weight is not None and s.weight_since is not None:
+        if (step.set_weight is not None or step.match is not None) and s.weight_since is not None:
             candidates.append(s.weight_since + t.spec.analysis.effective_step_duration)
         if step.pause is not None and step.pause.duration is not None:
             candidates.append(started + step.pause.duration)

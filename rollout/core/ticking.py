@@ -2,7 +2,8 @@
 
 Owns ``Tick`` (the policy, the state being built, the actions collected, the command results and
 the reasons said; it never escapes ``decide``), ``Decision``, and the moves every part of the
-engine shares: moving weights, pausing, rolling back, notifying once. State changes go through
+engine shares: moving weights, putting an A/B step's managed route in place or removing it,
+pausing, rolling back, notifying once. State changes go through
 ``dataclasses.replace`` on the frozen ``RolloutState``, so mypy checks every field. Pure.
 """
 
@@ -11,11 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 
-from rollout.core.actions import Action, Level, Notify, SetWeights, WeightPurpose
+from rollout.core.actions import Action, Level, Notify, SetMatch, SetWeights, WeightPurpose
+from rollout.core.matches import RouteMatch
 from rollout.core.states import (
     CommandResult,
     Observations,
     PauseReason,
+    PendingMatch,
     PendingWrite,
     Phase,
     RolloutState,
@@ -41,6 +44,10 @@ class Decision:
     def weight_changes(self) -> tuple[SetWeights, ...]:
         return tuple(a for a in self.actions if isinstance(a, SetWeights))
 
+    @property
+    def match_changes(self) -> tuple[SetMatch, ...]:
+        return tuple(a for a in self.actions if isinstance(a, SetMatch))
+
 
 class Tick:
     """Mutable scratchpad of one decide() call; never escapes it."""
@@ -51,6 +58,7 @@ class Tick:
         self.actions: list[Action] = []
         self.reasons: list[str] = []
         self.results: list[CommandResult] = []
+        self.approval_timed_out = False  # the pending approval's timeout ended it on this tick
 
     def say(self, reason: str) -> None:
         self.reasons.append(reason)
@@ -76,6 +84,23 @@ class Tick:
             self.state,
             desired=target,
             pending=PendingWrite(target=target, before=before, decided_at=self.now, attempts=attempts),
+        )
+
+    def set_match(self, target: RouteMatch | None, purpose: WeightPurpose, reason: str, *, check: bool = True) -> None:
+        """Ask for the managed route carrying ``target`` (None: removed); pending until seen so."""
+        before = self.state.match_observed
+        attempts = 1
+        pending = self.state.match_pending
+        if pending is not None and pending.target == target:
+            attempts = pending.attempts + 1
+            before = pending.before
+        self.actions.append(
+            SetMatch(target=target, expected=self.state.match_observed, check=check, purpose=purpose, reason=reason)
+        )
+        self.state = replace(
+            self.state,
+            match=target,
+            match_pending=PendingMatch(target=target, before=before, decided_at=self.now, attempts=attempts),
         )
 
     def pause(self, reason: PauseReason, detail: str, message: str) -> None:

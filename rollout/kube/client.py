@@ -103,7 +103,7 @@ class KubeClient:
         if info.st_size > _KUBECONFIG_MAX_BYTES:
             raise KubeError(f"cannot load kubeconfig {path}: {info.st_size} bytes, more than {_KUBECONFIG_MAX_BYTES}")
         try:
-            api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]
+            api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
                 config_file=path, context=context, client_configuration=_configuration(pool_size)
             )
         except Exception as e:  # the loader raises whatever the malformed file provokes
@@ -116,7 +116,7 @@ class KubeClient:
         as for ``from_kubeconfig``)."""
         configuration = _configuration(pool_size)
         try:
-            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]
+            k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
                 client_configuration=configuration
             )
         except k8s_config.ConfigException as e:
@@ -124,7 +124,7 @@ class KubeClient:
         return cls(k8s.ApiClient(configuration))
 
     def close(self) -> None:
-        self.api_client.close()  # type: ignore[no-untyped-call]
+        self.api_client.close()  # type: ignore[no-untyped-call]  # kubernetes.client has no annotations
 
     def call(self, verb: str, what: str, fn: Callable[[], T]) -> T:
         """Run one API call, translating its failure into a ``KubeError`` naming verb and object."""
@@ -199,7 +199,13 @@ class KubeClient:
             )
         )
 
-    def delete(self, resource: Resource, namespace: str, name: str) -> None:
+    def delete(self, resource: Resource, namespace: str, name: str, *, resource_version: str | None = None) -> None:
+        """Delete an object; with ``resource_version``, only that version of it (else ``KubeConflict``)."""
+        options = (
+            k8s.V1DeleteOptions(preconditions=k8s.V1Preconditions(resource_version=resource_version))
+            if resource_version
+            else None
+        )
         self.call(
             "delete",
             _what(resource, namespace, name),
@@ -209,6 +215,7 @@ class KubeClient:
                 namespace,
                 resource.plural,
                 name,
+                body=options,
                 _request_timeout=self.timeout,
             ),
         )

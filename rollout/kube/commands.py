@@ -107,11 +107,16 @@ class CommandObject:
             reason=_text(spec.get("reason"), 1024),
             ref=_text(spec.get("ref"), 256),
             slack_user=_text(spec.get("slackUser"), 64),
+            slack_groups=_groups(spec.get("slackGroups")),
         )
 
 
 def _text(value: object, limit: int) -> str:
     return value[:limit] if isinstance(value, str) else ""
+
+
+def _groups(value: object) -> tuple[str, ...]:
+    return tuple(str(g)[:32] for g in value[:100] if isinstance(g, str)) if isinstance(value, list) else ()
 
 
 def command_body(
@@ -124,6 +129,7 @@ def command_body(
     reason: str = "",
     ref: str = "",
     slack_user: str = "",
+    slack_groups: Sequence[str] = (),
     rollout_uid: str | None = None,
 ) -> dict[str, Any]:
     """A new RolloutCommand for ``rollout`` (owned by it when its uid is known, so it goes with it)."""
@@ -139,6 +145,8 @@ def command_body(
     for key, value in (("reason", reason[:1024]), ("ref", ref), ("slackUser", slack_user)):
         if value:
             spec[key] = value
+    if slack_groups:
+        spec["slackGroups"] = list(slack_groups)
     return {
         "apiVersion": ROLLOUT_COMMANDS.api_version,
         "kind": ROLLOUT_COMMANDS.kind,
@@ -209,6 +217,12 @@ def crd_manifest() -> dict[str, Any]:
             "reason": _str("why (shown in status, Events and Slack)", maxLength=1024),
             "ref": _str("the approval request a Slack click answers (daemon only)", maxLength=256),
             "slackUser": _str("the Slack user who clicked (daemon only)", maxLength=64, pattern="^[UW][A-Z0-9]{2,}$"),
+            "slackGroups": {
+                "type": "array",
+                "maxItems": 100,
+                "items": _str("a Slack user group ID", maxLength=32, pattern="^S[A-Z0-9]{2,}$"),
+                "description": "the policy's approver groups the Slack user was in when clicking (daemon only)",
+            },
         },
     }
     status = {
@@ -274,7 +288,7 @@ def admission_policy(daemon: str = "system:serviceaccount:rollout-system:rollout
     """The ValidatingAdmissionPolicy (and its binding) that makes ``spec.by`` trustworthy.
 
     ``daemon`` is the daemon's ServiceAccount username: the only requester allowed to record a
-    Slack click (``slackUser``/``ref``), always with its own name in ``spec.by``.
+    Slack click (``slackUser``/``ref``/``slackGroups``), always with its own name in ``spec.by``.
     """
     user = "request.userInfo.username"
     groups = "(has(request.userInfo.groups) ? request.userInfo.groups : [])"
@@ -306,7 +320,8 @@ def admission_policy(daemon: str = "system:serviceaccount:rollout-system:rollout
                     "reason": "Forbidden",
                 },
                 {
-                    "expression": f"!(has(object.spec.slackUser) || has(object.spec.ref)) || {user} == '{daemon}'",
+                    "expression": "!(has(object.spec.slackUser) || has(object.spec.ref) "
+                    f"|| has(object.spec.slackGroups)) || {user} == '{daemon}'",
                     "message": "only the rollout daemon records Slack clicks",
                     "reason": "Forbidden",
                 },

@@ -26,7 +26,7 @@ def context_namespace(path: str, context: str | None) -> str:
     """The namespace of ``context`` (default: the current context) in the kubeconfig at ``path``;
     ``default`` when the context names none. A missing or malformed kubeconfig is a ``KubeError``."""
     try:
-        contexts, current = k8s_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]
+        contexts, current = k8s_config.list_kube_config_contexts(config_file=path)  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
     except (k8s_config.ConfigException, OSError, ValueError, TypeError, AttributeError) as e:
         raise KubeError(f"cannot read kubeconfig {path}: {str(e)[:300]}") from e
     chosen = current

@@ -230,6 +230,9 @@ def status_schema() -> dict[str, Any]:
             "canaryWeight": _field("integer", "canary weight the route carries (read back), percent", **weight),
             "stableWeight": _field("integer", "stable weight the route carries (read back), percent", **weight),
             "desiredCanaryWeight": _field("integer", "canary weight rollout wants the route to carry", **weight),
+            "match": _field(
+                "string", "an A/B step's managed route as read back: requests matching it go to the canary"
+            ),
             "message": _field("string", "what is happening, in one sentence"),
             "verdict": _field("string", "the last judgement in one line"),
             "revision": _field("string", "hash of the spec the current run is for"),
@@ -260,6 +263,13 @@ _PRINTER_COLUMNS = (
         "type": "integer",
         "jsonPath": ".status.stableWeight",
         "description": "stable weight (percent)",
+    },
+    {
+        "name": "Match",
+        "type": "string",
+        "jsonPath": ".status.match",
+        "description": "requests matching this go to the canary (A/B step)",
+        "priority": 1,
     },
     {"name": "Message", "type": "string", "jsonPath": ".status.message", "priority": 1},
     {"name": "Age", "type": "date", "jsonPath": ".metadata.creationTimestamp"},

@@ -2,8 +2,9 @@
 ``kubectl get events`` show what the daemon decided and why.
 
 Owns the Event wire format: names that fit for 253-character Rollout names, notes clipped to the
-API's 1 kB. One attempt per call; a
-failure to record an event is reported to the caller, who logs it and carries on.
+API's 1 kB, and the ``series`` (count and last time seen) of an Event whose cause repeats, so a
+repeating cause is one Event with a count, as Kubernetes' own recorders do. One attempt per call;
+a failure to record an event is reported to the caller, who logs it and carries on.
 """
 
 from __future__ import annotations
@@ -65,12 +66,14 @@ class EventRecorder:
         message: str,
         warning: bool,
         now: datetime,
-    ) -> None:
-        """Record one Event regarding the Rollout ``namespace/name`` (``reason`` is CamelCase)."""
+    ) -> str:
+        """Record one Event regarding the Rollout ``namespace/name`` (``reason`` is CamelCase);
+        returns the Event's name (for ``repeat``)."""
+        event = event_name(name, reason, message, now)
         body: Any = {
             "apiVersion": "events.k8s.io/v1",
             "kind": "Event",
-            "metadata": {"name": event_name(name, reason, message, now), "namespace": namespace},
+            "metadata": {"name": event, "namespace": namespace},
             "eventTime": _micro_time(now),
             "reportingController": f"delivery.rollout.dev/{COMPONENT}",
             "reportingInstance": self.instance[:128],
@@ -90,4 +93,15 @@ class EventRecorder:
             "create",
             f"events.k8s.io event for {ROLLOUTS.name} {namespace}/{name}",
             lambda: self._api.create_namespaced_event(namespace, body, _request_timeout=self.client.timeout),
+        )
+        return event
+
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None:
+        """The Event ``event`` (regarding the Rollout ``regarding``) happened ``count`` times in all
+        (at least 2), the last at ``now``."""
+        body = {"series": {"count": max(count, 2), "lastObservedTime": _micro_time(now)}}
+        self.client.call(
+            "patch",
+            f"events.k8s.io event {namespace}/{event} for {ROLLOUTS.name} {namespace}/{regarding}",
+            lambda: self._api.patch_namespaced_event(event, namespace, body, _request_timeout=self.client.timeout),
         )

@@ -5,7 +5,9 @@ each namespace given), then a WATCH from the list's resourceVersion with bookmar
 last resourceVersion seen (bookmarks included). A ``410 Gone`` ("too old resource version")
 re-LISTs and resyncs the cache, emitting deletes for objects that vanished and updates for the
 ones that changed; transport and API errors reconnect after a bounded, jittered backoff that waits
-on the stop event, so ``stop()`` is prompt. Readers get ``get`` / ``list`` from memory; handlers
+on the stop event, so ``stop()`` is prompt. A resource that is not served (its CRD not installed)
+counts as listed and empty, so readiness does not wait for it, and is listed again with backoff
+until it is. Readers get ``get`` / ``list`` from memory; handlers
 (``on_add``, ``on_update(old, new)``, ``on_delete``) run outside the store lock, one change at a
 time in the order the cache changed, and every change of the cache is reported exactly once,
 whoever caused it. ``apply(obj)`` puts the object a write returned into the cache (the newer
@@ -30,7 +32,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol
 
-from rollout.errors import KubeError
+from rollout.errors import KubeError, KubeNotFound
 from rollout.kube.watches import Listing, ResourceExpired, WatchEvent
 
 log = logging.getLogger("rollout.informer")
@@ -298,6 +300,13 @@ class Informer:
                     expired_before = True
                     continue
                 error = str(e)
+            except KubeNotFound as e:  # the resource is not served (its CRD is not installed)
+                self._count("errors")
+                error = str(e)
+                relist = True
+                if scope not in self._synced:
+                    log.warning("resource not served; empty until it is", extra=_extra(self.source, scope, error))
+                    self._mark_synced(scope)
             except KubeError as e:
                 self._count("errors")
                 error = str(e)
@@ -313,6 +322,9 @@ class Informer:
         items = [self._transform(obj) for obj in listing.items]
         self._change(lambda: self._store.replace(scope, items, listing.resource_version))
         self._versions[scope] = listing.resource_version
+        self._mark_synced(scope)
+
+    def _mark_synced(self, scope: str | None) -> None:
         with self._synced_cond:
             self._synced.add(scope)
             self._synced_cond.notify_all()

@@ -97,6 +97,7 @@ def status_document(
         "canaryWeight": observed.canary if observed is not None else int(obj.status.get("canaryWeight", 0)),
         "stableWeight": observed.stable if observed is not None else int(obj.status.get("stableWeight", 100)),
         "desiredCanaryWeight": state.desired.canary,
+        "match": str(state.match_observed) if state.match_observed is not None else "",
         "message": (f"invalid spec: {invalid}" if invalid else state.message)[:2000],
         "verdict": (verdict.summary if verdict is not None else "")[:500],
         "revision": state.revision,

@@ -3,12 +3,14 @@
 Owns one CEL rule per rule of ``rollout.policy`` that OpenAPI alone cannot say (exactly one router,
 exactly one kind per step, weights never decreasing, stable != canary, positive durations, bounded
 custom metrics, unique metric names, the sequential judge's tolerance below its regression, metrics
-addresses), so that ``rollout validate`` and the API server refuse the same documents
+addresses, an A/B step's match entries and what each router can express), so that ``rollout
+validate`` and the API server refuse the same documents
 (``tests/policy/test_agreement.py`` runs one corpus through both). Defaults are pydantic's, so a rule
 on an optional field states the default itself. Every list and string a rule reads is bounded in the
 schema (``maxItems``/``maxLength``), which keeps the API server's cost estimate within its budget.
-The one rule the API server cannot check is a ratio's range (``errorRate.max`` is text or a number,
-so its node is untyped and CEL cannot see it): the daemon refuses such a Rollout when it reads it.
+The rules the API server cannot check are a ratio's range (``errorRate.max`` is text or a number,
+so its node is untyped and CEL cannot see it) and whether a match's regex compiles: the daemon
+refuses such a Rollout when it reads it.
 It must not talk to the API server.
 """
 
@@ -143,6 +145,7 @@ def add_rules(spec: dict[str, Any]) -> None:
     # as a pause without options), but the property count does; a null setWeight is pruned, as not set.
     step = at("steps", "[]")
     step["minProperties"] = step["maxProperties"] = 1
+    _match_rules(spec, at("steps", "[]", "match"), add)
     add(at("approvals"), _positive("timeout", "an approval timeout"))
     analysis = at("analysis")
     add(
@@ -174,3 +177,69 @@ def add_rules(spec: dict[str, Any]) -> None:
     add(at("analysis", "prometheus", "address"), *_address_rules())
     # templates.parse's language as a pattern (the model checks it with the parser, for better messages)
     at("analysis", "metrics", "[]", "query")["pattern"] = TEMPLATE_PATTERN
+
+
+def _match_rules(spec: dict[str, Any], match: dict[str, Any], add: Any) -> None:
+    """``rollout.policy.matches``: one condition per entry, at least one entry, weights never below
+    the plan's, and what each router can express (``matches.unsupported``)."""
+    add(
+        match,
+        _rule(
+            "(has(self.headers) && size(self.headers) > 0) || (has(self.queryParams) && size(self.queryParams) > 0)",
+            "a match needs at least one entry in headers or queryParams",
+        ),
+    )
+    add(
+        match["properties"]["headers"]["items"],
+        _rule(
+            "[has(self.exact), has(self.prefix), has(self.regex), has(self.present)].filter(x, x).size() == 1",
+            "a header needs exactly one of exact, prefix, regex, present",
+        ),
+    )
+    add(
+        match["properties"]["queryParams"]["items"],
+        _rule(
+            "[has(self.exact), has(self.regex)].filter(x, x).size() == 1",
+            "a query parameter needs exactly one of exact, regex",
+        ),
+    )
+    steps = "self.steps.all(s, !has(s.match) || "  # (not filter(): the cost estimate of its result is unbounded)
+    weights = (
+        "self.steps.filter(s, has(s.setWeight) || (has(s.match) && has(s.match.weight)))"
+        ".map(s, has(s.setWeight) ? s.setWeight : s.match.weight)"
+    )
+    headers = f"{steps}!has(s.match.headers) || s.match.headers.all(h, "
+    query = f"{steps}!has(s.match.queryParams) || "
+    mesh = "(has(self.router.gatewayRoute) || has(self.router.virtualRouter))"
+    grpc = "has(self.router.gatewayRoute) && has(self.router.gatewayRoute.routeType) && "
+    grpc += "self.router.gatewayRoute.routeType == 'grpcRoute'"
+    add(
+        spec,
+        _rule(f"{weights}.isSorted()", "weights must never decrease (setWeight and match weights)", ".steps"),
+        _rule(
+            f"!has(self.router.httpRoute) || {headers}!has(h.prefix) && !has(h.present)))",
+            "httpRoute cannot express this: an HTTPRoute header match is Exact or RegularExpression only",
+            ".steps",
+        ),
+        _rule(
+            f"!{mesh} || {query}s.match.queryParams.all(q, !has(q.regex)))",
+            "an App Mesh query parameter match is exact only",
+            ".steps",
+        ),
+        _rule(
+            f"!{mesh} || {headers}size(h.name) <= 50))",
+            "App Mesh header names are at most 50 characters",
+            ".steps",
+        ),
+        _rule(
+            f"!{mesh} || {steps}(!has(s.match.headers) || size(s.match.headers) <= 10) && "
+            "(!has(s.match.queryParams) || size(s.match.queryParams) <= 10))",
+            "an App Mesh match takes at most 10 headers and 10 queryParams",
+            ".steps",
+        ),
+        _rule(
+            f"!({grpc}) || {query}size(s.match.queryParams) == 0)",
+            "a grpcRoute has no query parameters (headers match gRPC metadata)",
+            ".steps",
+        ),
+    )

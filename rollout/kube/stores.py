@@ -174,14 +174,18 @@ def _key(obj: Mapping[str, Any]) -> str:
 
 
 class CachedReader:
-    """Route objects read from informers where there is one for their kind, else with a GET."""
+    """Route objects read from informers where one covers their kind and namespace, else with a GET
+    (a route in a namespace the daemon does not watch, allowed by ``tenancy.cross_namespace``)."""
 
-    def __init__(self, client: KubeClient, informers: Mapping[Resource, Informer]) -> None:
-        self.client, self.informers = client, dict(informers)
+    def __init__(
+        self, client: KubeClient, informers: Mapping[Resource, Informer], *, namespaces: Sequence[str] = ()
+    ) -> None:
+        self.client, self.informers, self.namespaces = client, dict(informers), frozenset(namespaces)
 
     def __call__(self, resource: Resource, namespace: str, name: str) -> dict[str, Any]:
         informer = self.informers.get(resource)
-        if informer is not None and informer.has_synced():
+        watched = not self.namespaces or namespace in self.namespaces
+        if informer is not None and watched and informer.has_synced():
             raw = informer.get(namespace, name)
             if raw is None:
                 raise KubeNotFound(f"{resource.name} {namespace}/{name} not found")

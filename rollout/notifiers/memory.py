@@ -1,4 +1,4 @@
-"""An in-memory notifier: records every notification, approval request and update (simulator, tests)."""
+"""An in-memory notifier: records every notification, approval request, update and answer (simulator, tests)."""
 
 from __future__ import annotations
 
@@ -14,15 +14,19 @@ class MemoryNotifier:
     approvals: list[tuple[str, RequestApproval]] = field(default_factory=list)
     resolved: list[tuple[str, ApprovalResolved]] = field(default_factory=list)
     updates: list[RolloutSnapshot] = field(default_factory=list)
+    answers: list[tuple[str, str]] = field(default_factory=list)
 
-    def notify(self, rollout: str, note: Notify) -> None:
-        self.notes.append((rollout, note))
+    def notify(self, snapshot: RolloutSnapshot, note: Notify) -> None:
+        self.notes.append((snapshot.rollout, note))
 
-    def request_approval(self, rollout: str, request: RequestApproval) -> None:
-        self.approvals.append((rollout, request))
+    def request_approval(self, snapshot: RolloutSnapshot, request: RequestApproval) -> None:
+        self.approvals.append((snapshot.rollout, request))
 
-    def approval_resolved(self, rollout: str, resolved: ApprovalResolved) -> None:
-        self.resolved.append((rollout, resolved))
+    def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None:
+        self.resolved.append((snapshot.rollout, resolved))
 
     def update(self, snapshot: RolloutSnapshot) -> None:
         self.updates.append(snapshot)
+
+    def respond(self, response_url: str, text: str) -> None:
+        self.answers.append((response_url, text))

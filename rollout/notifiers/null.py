@@ -7,14 +7,17 @@ from rollout.notifiers.base import RolloutSnapshot
 
 
 class NullNotifier:
-    def notify(self, rollout: str, note: Notify) -> None:
-        del rollout, note
+    def notify(self, snapshot: RolloutSnapshot, note: Notify) -> None:
+        del snapshot, note
 
-    def request_approval(self, rollout: str, request: RequestApproval) -> None:
-        del rollout, request
+    def request_approval(self, snapshot: RolloutSnapshot, request: RequestApproval) -> None:
+        del snapshot, request
 
-    def approval_resolved(self, rollout: str, resolved: ApprovalResolved) -> None:
-        del rollout, resolved
+    def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None:
+        del snapshot, resolved
 
     def update(self, snapshot: RolloutSnapshot) -> None:
         del snapshot
+
+    def respond(self, response_url: str, text: str) -> None:
+        del response_url, text

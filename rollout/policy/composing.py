@@ -38,7 +38,7 @@ class BoundedLoader(yaml.SafeLoader):
         return super().compose_document()
 
     def compose_node(self, parent: yaml.Node | None, index: int) -> Any:
-        event: Any = self.peek_event()  # type: ignore[no-untyped-call]
+        event: Any = self.peek_event()  # type: ignore[no-untyped-call]  # PyYAML ships no annotations
         if isinstance(event, yaml.AliasEvent):
             target = self.anchors.get(str(event.anchor))
             mark: Any = event.start_mark

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 from pydantic_core import ErrorDetails
 
 from rollout.errors import Problem
+from rollout.policy.base import LocatedError
 from rollout.policy.clipping import LIMIT, clip, show
 from rollout.policy.models import Rollout
 
@@ -41,7 +42,11 @@ def diagnose(error: ValidationError, data: Any, node: yaml.Node | None, file: st
 
 
 def _problem(error: ErrorDetails, data: Any, node: yaml.Node | None, file: str) -> Problem:
-    loc: Loc = _pinpoint(tuple(error["loc"]), error["msg"], data)
+    cause = (error.get("ctx") or {}).get("error")
+    if isinstance(cause, LocatedError):  # a whole-model rule that names its field
+        loc: Loc = (*error["loc"], *cause.loc)
+    else:
+        loc = _pinpoint(tuple(error["loc"]), error["msg"], data)
     key_node, value_node, path_items = _resolve(node, data, loc)
     kind = error["type"]
     if kind == "extra_forbidden":

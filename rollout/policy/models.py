@@ -30,7 +30,8 @@ from rollout.policy.analysis import (
     Unavailable,
     UnavailableAction,
 )
-from rollout.policy.base import Model
+from rollout.policy.base import LocatedError, Model
+from rollout.policy.matches import HeaderMatch, MatchStep, QueryParamMatch, unsupported
 from rollout.policy.quantities import Duration
 
 API_VERSION = "delivery.rollout.dev/v1alpha1"
@@ -73,7 +74,8 @@ class GatewayRouteType(StrEnum):
 
 
 class GatewayRouteRef(Model):
-    """An App Mesh GatewayRoute whose ``<routeType>.action.weightedTargets`` name VirtualServices."""
+    """An App Mesh GatewayRoute whose route block (``spec.<routeType>``, or ``spec.routeSpec.<routeType>``)
+    sends traffic to VirtualServices (``action.weightedTargets``, or one ``action.target``)."""
 
     name: ObjectName = Field(description="name of the GatewayRoute")
     namespace: NamespaceName | None = Field(default=None, description="its namespace; default: the Rollout's")
@@ -166,11 +168,12 @@ class ApprovalStep(Model):
 
 
 class Step(Model):
-    """One step: exactly one of ``setWeight``, ``pause``, ``approval``."""
+    """One step: exactly one of ``setWeight``, ``pause``, ``approval``, ``match``."""
 
     set_weight: Weight | None = Field(default=None, description="canary weight in percent (0-100), never decreasing")
     pause: PauseStep | None = None
     approval: ApprovalStep | None = None
+    match: MatchStep | None = Field(default=None, description="an A/B step: requests that match go to the canary")
 
     @model_validator(mode="before")
     @classmethod
@@ -187,20 +190,27 @@ class Step(Model):
     def _exactly_one(self) -> Step:
         chosen = [
             k
-            for k, v in (("setWeight", self.set_weight), ("pause", self.pause), ("approval", self.approval))
+            for k, v in (
+                ("setWeight", self.set_weight),
+                ("pause", self.pause),
+                ("approval", self.approval),
+                ("match", self.match),
+            )
             if v is not None
         ]
         if len(chosen) != 1:
             raise ValueError(
-                "a step has exactly one of setWeight, pause, approval"
+                "a step has exactly one of setWeight, pause, approval, match"
                 + (f" (got {', '.join(chosen)})" if chosen else "")
             )
         return self
 
     @property
-    def kind(self) -> Literal["setWeight", "pause", "approval"]:
+    def kind(self) -> Literal["setWeight", "pause", "approval", "match"]:
         if self.set_weight is not None:
             return "setWeight"
+        if self.match is not None:
+            return "match"
         return "pause" if self.pause is not None else "approval"
 
 
@@ -225,10 +235,11 @@ class SlackApprovers(Model):
     """Approval requests as Slack messages with Approve / Reject buttons."""
 
     channel: str = Field(pattern=_CHANNEL, description="#name or a channel ID")
-    approvers: list[Annotated[str, Field(max_length=32, pattern=r"^[UW][A-Z0-9]{2,}$")]] = Field(
+    approvers: list[Annotated[str, Field(max_length=32, pattern=r"^[UWS][A-Z0-9]{2,}$")]] = Field(
         default_factory=list,
         max_length=MAX_APPROVERS,
-        description="Slack user IDs allowed to approve; empty: anyone in the channel",
+        description="Slack user IDs (U.../W...) or user-group IDs (S...) allowed to approve; "
+        "empty: anyone in the channel",
     )
 
 
@@ -289,11 +300,48 @@ class RolloutSpec(Model):
         for i, (a, b) in enumerate(itertools.pairwise(weights)):
             if b < a:
                 raise ValueError(f"setWeight must never decrease: {a} then {b} (setWeight #{i + 2})")
+        self._check_matches()
         return self
+
+    def _check_matches(self) -> None:
+        """Match steps: their weights never below the plan's, and only what the router can express."""
+        reached = 0
+        kind = self.router.kind
+        route_type = self.router.gateway_route.route_type.value if self.router.gateway_route else ""
+        for i, step in enumerate(self.steps):
+            if step.set_weight is not None:
+                if step.set_weight < reached:  # below a match step's weight (setWeights alone: above)
+                    raise LocatedError(
+                        ("steps", i, "setWeight"),
+                        f"weights must never decrease: a match step before it has weight {reached}",
+                    )
+                reached = step.set_weight
+            if step.match is None:
+                continue
+            if step.match.weight is not None:
+                if step.match.weight < reached:
+                    raise LocatedError(
+                        ("steps", i, "match", "weight"),
+                        f"weights must never decrease: the plan has reached {reached} before this match's "
+                        f"weight {step.match.weight}",
+                    )
+                reached = step.match.weight
+            for loc, message in unsupported(kind, route_type, step.match):
+                raise LocatedError(("steps", i, "match", *loc), f"{kind} cannot express this: {message}")
 
     @property
     def weights(self) -> list[int]:
         return [s.set_weight for s in self.steps if s.set_weight is not None]
+
+    def plan_weight(self, index: int) -> int:
+        """The canary weight the plan has reached at step ``index`` (a match step's weight included)."""
+        reached = 0
+        for step in self.steps[: index + 1]:
+            if step.set_weight is not None:
+                reached = step.set_weight
+            elif step.match is not None and step.match.weight is not None:
+                reached = step.match.weight
+        return reached
 
 
 class Rollout(Model):
@@ -333,8 +381,10 @@ __all__ = [
     "GatewayRouteRef",
     "GatewayRouteType",
     "HTTPRouteRef",
+    "HeaderMatch",
     "JudgeKind",
     "LatencySLO",
+    "MatchStep",
     "Metadata",
     "MetricLabels",
     "Model",
@@ -342,6 +392,7 @@ __all__ = [
     "Notifications",
     "PauseStep",
     "PrometheusOverride",
+    "QueryParamMatch",
     "Rollout",
     "RolloutSpec",
     "RouterSpec",

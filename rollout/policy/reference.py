@@ -7,9 +7,11 @@ Owns only rendering: one markdown row per field (YAML path, type, default, descr
 from __future__ import annotations
 
 import enum
+import sys
 import types
 import typing
 from datetime import timedelta
+from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
@@ -92,5 +94,17 @@ def table() -> str:
     return "\n".join(header + rows())
 
 
+def write(path: Path) -> None:
+    """Replace the table between README's policy-reference markers with the generated one."""
+    text = path.read_text()
+    start = text.index("<!-- policy-reference:start")
+    start = text.index("\n", start) + 1
+    end = text.index("<!-- policy-reference:end -->")
+    path.write_text(text[:start] + table() + "\n" + text[end:])
+
+
 if __name__ == "__main__":
-    print(table())
+    if sys.argv[1:2] == ["--write"] and len(sys.argv) == 3:
+        write(Path(sys.argv[2]))
+    else:
+        print(table())

@@ -2,10 +2,13 @@
 
 Owns: reading a route through ``KubeClient``, turning the targets lists a router locates into
 one atomic JSON patch (``test`` ops on every list it changes, then weight edits, and the canary
-entry appended when missing and allowed), drift checks, the write guard, the read-back check,
-and the translation of ``KubeError``s into ``RouterError``s. Each backend only says where its
-targets lists are (``locate``). It must not retry (one attempt per call) nor touch any field
-other than the two named backends' weights.
+entry appended when missing and allowed; a single ``target`` switched between the two backends
+for 0% and 100%), drift checks, the write guard, the read-back check, and the translation of
+``KubeError``s into ``RouterError``s. Each backend only says where its targets lists are
+(``locate``) and, for an A/B step, where its managed entries live in its own object
+(``managed``: routes of a VirtualRouter, rules of an HTTPRoute), which are put in place, changed
+or removed by one conditional patch of that list that leaves every entry the user wrote as it
+was. It must not retry (one attempt per call) nor touch any other field.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from rollout.core.matches import RouteMatch
 from rollout.core.states import Weights
 from rollout.errors import (
     KubeConflict,
@@ -24,6 +28,7 @@ from rollout.errors import (
     KubeForbidden,
     KubeInvalid,
     KubeNotFound,
+    MatchDrifted,
     RouteConflict,
     RouteForbidden,
     RouteNotFound,
@@ -32,7 +37,8 @@ from rollout.errors import (
     WeightsDrifted,
 )
 from rollout.kube.client import KubeClient, Resource
-from rollout.routers.base import RouteReader, WriteGuard
+from rollout.routers.base import RouteOwner, RouteReader, WriteGuard
+from rollout.routers.matching import foreign
 from rollout.routers.splitting import check_target, percent_split
 
 Entry = dict[str, Any]
@@ -75,6 +81,7 @@ class TargetList:
     max_items: int | None = None
     reading: list[Entry] = field(default_factory=list)
     parent: tuple[str, Entry] | None = None  # (pointer, value) of the object holding the list
+    switch: tuple[str, Entry, Entry] | None = None  # single target: (pointer, stable entry, canary entry)
 
     @property
     def entries(self) -> list[Entry]:
@@ -92,6 +99,13 @@ class TargetList:
     def ops(self, target: Weights, where: str) -> list[dict[str, Any]]:
         """The JSON patch ops that set ``target`` on this list, guarded by a ``test`` of the list."""
         if self.items is None:
+            if self.switch is not None and self.parent is not None and target.canary in (0, 100):
+                pointer_to, stable_entry, canary_entry = self.switch  # all to one backend: switch the target
+                entry = canary_entry if target.canary == 100 else stable_entry
+                return [
+                    {"op": "test", "path": self.parent[0], "value": self.parent[1]},
+                    {"op": "replace", "path": pointer_to, "value": entry},
+                ]
             if self.parent is None or self.new_canary is None:
                 raise RouteSchemaError(f"{where}: the route has no targets list at {self.path}")
             stable_entry = copy.deepcopy(self.reading[self.stable])
@@ -128,6 +142,43 @@ class TargetList:
 
 def pointer_join(base: str, *parts: str | int) -> str:
     return base + pointer(*parts)
+
+
+@dataclass
+class ManagedEntries:
+    """An A/B step's managed entries inside a route object: ``items`` is the list at ``path``
+    (JSON pointer), ``indices`` the managed ones in it, ``parsed`` rollout's conditions read from
+    them (None: there are none); ``build`` renders the entries rollout writes for a match (new
+    ones go at ``insert_at``, None: the end)."""
+
+    path: str
+    items: list[Entry]
+    indices: list[int]
+    parsed: RouteMatch | None
+    build: Callable[[RouteMatch], list[Entry]]
+    insert_at: int | None = None
+
+    def match(self) -> RouteMatch | None:
+        """What the managed entries carry: ``parsed``, marked foreign unless they are exactly what
+        rollout writes for it (someone edited them, or the user's entry they copy changed)."""
+        if self.parsed is None:
+            return None
+        live = [self.items[i] for i in self.indices]
+        try:
+            expected = self.build(self.parsed)
+        except RouterError as e:
+            return foreign(self.parsed, str(e))
+        if expected == live:
+            return self.parsed
+        return foreign(self.parsed, "not what rollout writes for it (edited, or the route it copies changed)")
+
+    def written(self, target: RouteMatch | None) -> list[Entry]:
+        """The whole list with the managed entries for ``target`` (None: without any)."""
+        kept = [entry for i, entry in enumerate(self.items) if i not in self.indices]
+        if target is None:
+            return kept
+        at = len(kept) if self.insert_at is None else self.insert_at
+        return [*kept[:at], *self.build(target), *kept[at:]]
 
 
 @contextmanager
@@ -186,6 +237,11 @@ class KubeRouteRouter(abc.ABC):
     def schema_error(self, path: str) -> RouteSchemaError:
         return RouteSchemaError(f"{self.describe()}: the API server dropped {path} from the write")
 
+    def managed(self, obj: dict[str, Any]) -> ManagedEntries:
+        """Where this route keeps an A/B step's managed entries (routers that keep them inside the
+        route object override this)."""
+        raise RouteSchemaError(f"{self.describe()}: this route cannot carry an A/B step's managed route")
+
     # --- the Protocol -----------------------------------------------------------------------
 
     def read(self, *, fresh: bool = False) -> dict[str, Any]:
@@ -215,12 +271,10 @@ class KubeRouteRouter(abc.ABC):
                     canary=got.canary,
                     stable=got.stable,
                 )
-        if all(t.items is not None and t.split(where) == target for t in lists) and all(
-            t.canary is not None for t in lists
-        ):
+        if all(t.split(where) == target and (t.items is None or t.canary is not None) for t in lists):
             return live
         ops = [op for t in lists for op in t.ops(target, where)]
-        if any(t.items is None for t in lists):
+        if any(t.items is None and not (t.switch and target.canary in (0, 100)) for t in lists):
             self._dry_run(ops)
         self.guard()
         with route_errors(where):
@@ -228,6 +282,36 @@ class KubeRouteRouter(abc.ABC):
         if self.reader is not None:
             self.reader.written(self.resource, written)
         return self._verify(target, written)
+
+    def get_match(self) -> RouteMatch | None:
+        return self.managed(self.read()).match()
+
+    def set_match(
+        self, target: RouteMatch | None, *, expected: RouteMatch | None, check: bool, owner: RouteOwner | None
+    ) -> RouteMatch | None:
+        del owner  # entries inside the user's object carry no labels: they are known by name
+        where = self.describe()
+        entries = self.managed(self.read(fresh=True))
+        live = entries.match()
+        if check and live != expected:
+            raise MatchDrifted(
+                f"{where}: the managed route carries {live}, rollout expected {expected}; nothing was written"
+            )
+        if live == target:
+            return live
+        ops = [
+            {"op": "test", "path": entries.path, "value": entries.items},
+            {"op": "replace", "path": entries.path, "value": entries.written(target)},
+        ]
+        self.guard()
+        with route_errors(where):
+            written = self.client.json_patch(self.resource, self.namespace, self.name, ops)
+        if self.reader is not None:
+            self.reader.written(self.resource, written)
+        got = self.managed(written).match()
+        if got != target:
+            raise MatchDrifted(f"{where}: wrote the managed route {target} but the API server stored {got}")
+        return got
 
     def _dry_run(self, ops: list[dict[str, Any]]) -> None:
         """Creating a targets list: ask the server what it would store, and refuse if it prunes it."""
@@ -242,9 +326,9 @@ class KubeRouteRouter(abc.ABC):
         where = self.describe()
         lists = self.locate(written)
         for t in lists:
-            if t.items is None:
-                raise self.schema_error(t.path)
             got = t.split(where)
+            if t.items is None and got != target:
+                raise self.schema_error(t.path)
             if got != target:
                 raise WeightsDrifted(
                     f"{where}: wrote {target} but the API server stored {got} at {t.path}",

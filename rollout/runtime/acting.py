@@ -1,5 +1,6 @@
-"""Executing a decision's actions after its state was persisted: route writes, Events, notifications,
-command acknowledgements, telemetry.
+"""Executing a decision's actions after its state was persisted: route writes (weights, and an A/B
+step's managed route, owned by the Rollout), Events, notifications, command acknowledgements,
+telemetry.
 
 Owns what happens when an action fails: a route write that fails is remembered (by kind:
 permanent or transient) and handed to the engine on the next tick, which decides what it means
@@ -15,19 +16,20 @@ import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
-from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetWeights
+from rollout.core.actions import ApprovalResolved, Level, Notify, RequestApproval, SetMatch, SetWeights
 from rollout.core.engine import Decision
-from rollout.core.states import Phase, RouteProblem
+from rollout.core.states import Phase, RouteProblem, Weights
 from rollout.core.verdicts import Verdict
 from rollout.errors import KubeError, NotLeader, RouterError
 from rollout.kube.commands import CommandObject
 from rollout.kube.rollouts import RolloutObject
-from rollout.notifiers.base import RolloutSnapshot
+from rollout.notifiers.base import RolloutSnapshot, snapshot_of
 from rollout.policy.models import Rollout
-from rollout.routers.base import Router
+from rollout.routers.base import RouteOwner, Router
 from rollout.runtime.gathering import problem_of
 from rollout.runtime.retrying import ROUTE_WRITES
 
@@ -64,7 +66,9 @@ class Telemetry(Protocol):
 class Events(Protocol):
     def record(
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
-    ) -> None: ...
+    ) -> str: ...
+
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None: ...
 
 
 class Acknowledger(Protocol):
@@ -72,15 +76,29 @@ class Acknowledger(Protocol):
 
 
 class Notifications(Protocol):
-    """Where notifications go (``delivering.Delivery`` queues them for the notifier)."""
+    """Where notifications go (``delivering.Delivery`` queues them for the notifier); each call
+    carries the rollout's snapshot after the decision (its channels, run, thread and state)."""
 
-    def notify(self, key: str, action: Notify, policy: Rollout | None) -> None: ...
+    def notify(self, snapshot: RolloutSnapshot, note: Notify) -> None: ...
 
-    def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None: ...
+    def request_approval(self, snapshot: RolloutSnapshot, request: RequestApproval) -> None: ...
 
-    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None: ...
+    def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None: ...
 
-    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None: ...
+    def update(self, snapshot: RolloutSnapshot) -> None: ...
+
+
+SERIES_EVERY = timedelta(minutes=5)  # a repeating cause's Event count is brought up to date this often
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass
+class _Cause:
+    """One cause of Events for a rollout: how often it happened, its Event, when that was updated."""
+
+    count: int = 0
+    event: str = ""  # the Event's name once recorded
+    updated_at: datetime = _NEVER
 
 
 class Actor:
@@ -100,7 +118,8 @@ class Actor:
         self.guard, self.telemetry, self.identity = guard, telemetry, identity
         self._lock = threading.Lock()
         self._write_problems: dict[str, RouteProblem] = {}
-        self._recorded: dict[str, dict[tuple[str, str], int]] = {}  # rollout -> (reason, message) -> times seen
+        self._landed: dict[str, Weights] = {}
+        self._recorded: dict[str, dict[tuple[str, str], _Cause]] = {}  # rollout -> (reason, message) -> its Event
         self._causes = 0  # how many (rollout, reason, message) are remembered, bounded
 
     def last_write_problem(self, key: str) -> RouteProblem | None:
@@ -108,9 +127,15 @@ class Actor:
         with self._lock:
             return self._write_problems.pop(key, None)
 
+    def last_write_landed(self, key: str) -> Weights | None:
+        """The weights of the last write for ``key`` the API server stored (consumed like the problem)."""
+        with self._lock:
+            return self._landed.pop(key, None)
+
     def forget(self, key: str) -> None:
         with self._lock:
             self._write_problems.pop(key, None)
+            self._landed.pop(key, None)
             self._causes -= len(self._recorded.pop(key, {}))
         namespace, _, name = key.partition("/")
         self.telemetry.forget(namespace, name)
@@ -130,22 +155,23 @@ class Actor:
         """Execute ``decision`` (taken for a rollout that was in phase ``was``; ``changed``: its status
         changed in a way people see, so messages showing its state are refreshed)."""
         key = obj.key
+        snapshot = snapshot_of(key, decision.state, obj.status, policy, now)
         for action in decision.actions:
-            if isinstance(action, SetWeights):
+            if isinstance(action, SetMatch | SetWeights):
                 self._write(obj, router, action, now)
             elif isinstance(action, Notify):
                 warning = action.level in (Level.WARNING, Level.FAILURE)
                 self.event(
                     obj, action.event.removeprefix("rollout.").title().replace("-", ""), action.message, warning, now
                 )
-                self.notifications.notify(key, action, policy)
+                self.notifications.notify(snapshot, action)
             elif isinstance(action, RequestApproval):
                 self.event(obj, "ApprovalRequested", action.message, False, now)
-                self.notifications.request_approval(key, action, policy)
+                self.notifications.request_approval(snapshot, action)
             elif isinstance(action, ApprovalResolved):
                 who = f" by {action.by}" if action.by else ""
                 self.event(obj, "ApprovalResolved", f"step {action.number}: {action.resolution.value}{who}", False, now)
-                self.notifications.approval_resolved(key, action, policy)
+                self.notifications.approval_resolved(snapshot, action)
         for result in decision.commands:
             command = commands.get(result.id)
             if command is None:
@@ -160,24 +186,7 @@ class Actor:
         s = decision.state
         namespace, name = obj.namespace, obj.name
         if changed and s.run_started_at is not None:
-            status = obj.status
-            self.notifications.update(
-                RolloutSnapshot(
-                    rollout=key,
-                    revision=s.revision,
-                    phase=str(status.get("phase", s.phase.value)),
-                    step=s.number,
-                    steps=int(status.get("steps") or 0),
-                    canary_weight=s.observed.canary if s.observed else 0,
-                    stable_weight=s.observed.stable if s.observed else 100,
-                    desired_canary_weight=s.desired.canary,
-                    message=s.message,
-                    verdict=s.verdict.summary if s.verdict else "",
-                    stable=s.stable_backend,
-                    canary=s.canary_backend,
-                ),
-                policy,
-            )
+            self.notifications.update(snapshot)
         self.telemetry.observe(
             namespace,
             name,
@@ -194,17 +203,20 @@ class Actor:
             else:  # rolled back or aborted: the traffic went back to stable
                 self.telemetry.rolled_back(namespace, name)
 
-    def _write(self, obj: RolloutObject, router: Router | None, action: SetWeights, now: datetime) -> None:
+    def _write(self, obj: RolloutObject, router: Router | None, action: SetWeights | SetMatch, now: datetime) -> None:
         key = obj.key
         if router is None:
             return
+        owner = RouteOwner(obj.name, obj.namespace, str(obj.raw.get("metadata", {}).get("uid") or ""))
 
         def write() -> object:
             self.guard(key)
+            if isinstance(action, SetMatch):
+                return router.set_match(action.target, expected=action.expected, check=action.check, owner=owner)
             return router.set_weights(action.target, expected=action.expected)
 
         try:
-            ROUTE_WRITES.call(write)
+            stored = ROUTE_WRITES.call(write)
         except RouterError as e:
             problem = problem_of(e)
             with self._lock:
@@ -216,6 +228,21 @@ class Actor:
             )
             self.event(obj, "RouteWriteFailed", f"{problem.kind.value}: {problem.message}", True, now)
             return
+        if isinstance(action, SetMatch):
+            log.info(
+                "managed route written",
+                extra={
+                    "event": "rollout.match",
+                    "rollout": key,
+                    "match": str(action.target) if action.target is not None else "removed",
+                    "purpose": action.purpose.value,
+                    "reason": action.reason,
+                },
+            )
+            return
+        if isinstance(stored, Weights):
+            with self._lock:
+                self._landed[key] = stored
         log.info(
             "weights written",
             extra={
@@ -236,15 +263,17 @@ class Actor:
         self.event(obj, "InvalidSpec", why, True, now)
 
     def event(self, obj: RolloutObject, reason: str, message: str, warning: bool, now: datetime) -> None:
-        """Record an Event, once per cause (a repeated cause only counts; see ``repeats``)."""
+        """Record an Event, once per cause; a repeated cause updates that Event's ``series`` (its count
+        and last time) at most every ``SERIES_EVERY``, so ``kubectl get events`` shows one line per
+        cause with how often it happened."""
         if self.events is None:
             return
         cause = (reason, message[:1024])
         with self._lock:
             causes = self._recorded.setdefault(obj.key, {})
-            seen = causes.get(cause, 0)
-            causes[cause] = seen + 1
-            if not seen:
+            seen = causes.get(cause)
+            if seen is None:
+                seen = causes[cause] = _Cause()
                 self._causes += 1
                 if len(causes) > _CAUSES_PER_ROLLOUT:  # bounded whatever happens: its oldest cause goes
                     del causes[next(iter(causes))]
@@ -253,14 +282,20 @@ class Actor:
                 for stale in list(itertools.islice(self._recorded, 100)):
                     if stale != obj.key:
                         self._causes -= len(self._recorded.pop(stale))
-        if seen:
+            seen.count += 1
+            due = bool(seen.event) and seen.count >= 2 and now - seen.updated_at >= SERIES_EVERY
+        if seen.event and not due:
             return
         try:
             self.guard(obj.key)
-            uid = obj.raw.get("metadata", {}).get("uid")
-            self.events.record(
-                obj.namespace, obj.name, uid=uid, reason=reason, message=message, warning=warning, now=now
-            )
+            if seen.event:
+                self.events.repeat(obj.namespace, seen.event, regarding=obj.name, count=seen.count, now=now)
+            else:
+                uid = obj.raw.get("metadata", {}).get("uid")
+                seen.event = self.events.record(
+                    obj.namespace, obj.name, uid=uid, reason=reason, message=message, warning=warning, now=now
+                )
+            seen.updated_at = now
         except (KubeError, NotLeader) as e:
             log.warning(
                 "event not recorded", extra={"event": "rollout.event-failed", "rollout": obj.key, "error": str(e)}
@@ -269,4 +304,5 @@ class Actor:
     def repeats(self, key: str, reason: str, message: str) -> int:
         """How often a cause was seen for ``key`` (1: recorded once, never repeated)."""
         with self._lock:
-            return self._recorded.get(key, {}).get((reason, message[:1024]), 0)
+            seen = self._recorded.get(key, {}).get((reason, message[:1024]))
+            return seen.count if seen is not None else 0

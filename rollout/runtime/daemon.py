@@ -1,13 +1,14 @@
 """``rollout run``: wires settings to adapters, caches, leadership, the reconciler, the scheduler,
-the metrics batches, notifications and the HTTP servers, and shuts them down gracefully on SIGTERM.
+the metrics batches, Slack (``chatting``) and the HTTP servers, and shuts them down gracefully on SIGTERM.
 
 Owns process lifetime only. Start-up: the HTTP servers, the informers (Rollouts, RolloutCommands,
-routes) until they have listed once, the shard leases, the Event sender, then scheduling. Every
-rollout belongs to one shard (``leader.shards``; one by default) and only the replica holding that
-shard's Lease reconciles it and writes for it. Shutdown order: stop scheduling new work, let
-reconciles in flight finish their writes (bounded by ``shutdown_grace_seconds``), send queued
-Events, flush queued notifications, stop the caches and servers, then release the leases so
-another replica takes over at once.
+routes) until they have listed once, the shard leases, the Event sender, Slack's delivery (and its
+Socket Mode connection, held by the replica holding shard 0), then scheduling. Every rollout belongs
+to one shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
+reconciles it and writes for it. Shutdown order: stop scheduling new work, let reconciles in flight
+finish their writes (bounded by ``shutdown_grace_seconds``), send queued Events, close the Socket
+Mode connection and flush queued notifications, stop the caches and servers, then release the
+leases so another replica takes over at once.
 """
 
 from __future__ import annotations
@@ -37,9 +38,6 @@ from rollout.kube.rollouts import ROLLOUTS, RolloutObjects
 from rollout.kube.stores import CachedReader, CommandStore, RolloutsByRoute, RolloutStore
 from rollout.kube.watches import KubeListWatch
 from rollout.metrics.prometheus import PrometheusProvider
-from rollout.notifiers.base import Notifier
-from rollout.notifiers.null import NullNotifier
-from rollout.notifiers.slack import SlackNotifier
 from rollout.policy.models import RouterSpec
 from rollout.routers.base import Router
 from rollout.routers.building import router_for
@@ -48,16 +46,15 @@ from rollout.routers.httproute import HTTP_ROUTES
 from rollout.routers.virtualrouter import VIRTUAL_ROUTERS
 from rollout.runtime.acting import Actor
 from rollout.runtime.batching import MetricsBatcher
-from rollout.runtime.delivering import Delivery
+from rollout.runtime.chatting import Chat
 from rollout.runtime.gathering import vet
 from rollout.runtime.inmemory import AlwaysLeader
-from rollout.runtime.interacting import SlackInteractions
 from rollout.runtime.leadership import ShardedElector
 from rollout.runtime.reconciling import Capacity, Reconciler
 from rollout.runtime.recording import EventQueue
 from rollout.runtime.retrying import KUBE_WRITES, METRICS_READS
 from rollout.runtime.scheduling import Periodic, RolloutScheduler, SchedulerStats
-from rollout.runtime.serving import DaemonServer, Interactions
+from rollout.runtime.serving import DaemonServer
 from rollout.runtime.syncing import PolicyDirectory
 from rollout.runtime.telemetry import Telemetry
 from rollout.settings import Settings
@@ -92,12 +89,13 @@ class Daemon:
         self.client = kube_client(settings)
         self.identity = settings.leader.identity or f"{socket.gethostname()}-{os.getpid()}"
         self.username = self.identity  # replaced by the API server's answer at start-up (whoami)
+        self.groups: tuple[str, ...] = ()  # the groups it authenticated, recorded with Slack clicks
         self.telemetry = Telemetry()
         namespaces = list(settings.watch_namespaces)
         self.rollout_cache = Informer(KubeListWatch(self.client, ROLLOUTS), namespaces=namespaces)
         self.command_cache = Informer(KubeListWatch(self.client, ROLLOUT_COMMANDS), namespaces=namespaces)
         self.route_caches = {r: Informer(KubeListWatch(self.client, r), namespaces=namespaces) for r in ROUTES}
-        self.reader = CachedReader(self.client, self.route_caches)
+        self.reader = CachedReader(self.client, self.route_caches, namespaces=namespaces)
         self.rollouts = RolloutStore(self.rollout_cache, RolloutObjects(self.client))
         self.commands = CommandStore(self.command_cache, CommandObjects(self.client))
         self.by_route = RolloutsByRoute(self.rollout_cache)
@@ -126,7 +124,20 @@ class Daemon:
             on_batch=self._batched,
             on_interval=self._batch_every,
         )
-        self.delivery = Delivery(self._notifier(), on_drop=lambda: self.telemetry.api_error("NotificationDropped"))
+        self.chat = Chat(
+            settings.slack,
+            rollouts=RolloutObjects(self.client),
+            submit=self._submit,
+            approvers_for=self._approvers_for,
+            known=lambda: list(self.reconciler.policies),
+            rollout=self.rollout_cache.get,
+            owns=self.leadership.owns,
+            guard=self.leadership.guard,
+            leading=self._leads_shard_zero,
+            clock=_now,
+            on_drop=lambda: self.telemetry.api_error("NotificationDropped"),
+        )
+        self.delivery = self.chat.delivery
         self.events = EventRecorder(self.client, instance=self.identity)
         self.event_queue = EventQueue(
             self.events, guard=self.leadership.guard, on_drop=lambda: self.telemetry.api_error("EventDropped")
@@ -186,7 +197,7 @@ class Daemon:
             registry=self.telemetry.registry,
             healthy=self._healthy,
             ready=self._ready,
-            interactions=self._interactions(),
+            interactions=self.chat.http,
             interactions_host=settings.interactions_host,
             interactions_port=settings.interactions_port,
         )
@@ -195,52 +206,34 @@ class Daemon:
 
     # --- wiring ------------------------------------------------------------------------------
 
-    def _notifier(self) -> Notifier:
-        slack = self.settings.slack
-        if slack.bot_token is None:
-            return NullNotifier()
-        return SlackNotifier.connect(
-            slack.bot_token.get_secret_value(),
-            base_url=slack.base_url,
-            timeout=slack.timeout_seconds,
-            default_channel=slack.default_channel,
-            channel_for=self._channel_for,
-            links=slack.links,
-        )
-
-    def _channel_for(self, key: str) -> str | None:
-        policy = self.reconciler.policies.get(key)
-        target = policy.spec.notifications.slack if policy is not None else None
-        return target.channel if target is not None else None
-
     def _approvers_for(self, key: str) -> list[str] | None:
         policy = self.reconciler.policies.get(key)
         slack = policy.spec.approvals.slack if policy is not None else None
         return list(slack.approvers) if slack is not None else None
 
-    def _interactions(self) -> Interactions | None:
-        secret = self.settings.slack.signing_secret
-        if secret is None:
-            return None
+    def _submit(self, namespace: str, name: str, command: Command) -> str:
+        """A verified Slack click becomes a RolloutCommand recorded by the daemon itself (its name)."""
+        rollout = self.rollout_cache.get(namespace, name)
+        uid = str(((rollout or {}).get("metadata") or {}).get("uid") or "") or None
+        body = command_body(
+            namespace,
+            name,
+            command.kind,
+            by=self.username,
+            groups=self.groups,  # the admission policy wants the creator's own groups
+            reason=command.reason,
+            ref=command.ref,
+            slack_user=command.by.removeprefix("slack:"),
+            slack_groups=command.slack_groups,
+            rollout_uid=uid,
+        )
+        created = KUBE_WRITES.call(lambda: self.commands.objects.create(body))
+        self._wake(f"{namespace}/{name}")
+        return created.name
 
-        def submit(namespace: str, name: str, command: Command) -> None:
-            """A verified Slack click becomes a RolloutCommand recorded by the daemon itself."""
-            rollout = self.rollout_cache.get(namespace, name)
-            uid = str(((rollout or {}).get("metadata") or {}).get("uid") or "") or None
-            body = command_body(
-                namespace,
-                name,
-                command.kind,
-                by=self.username,
-                reason=command.reason,
-                ref=command.ref,
-                slack_user=command.by.removeprefix("slack:"),
-                rollout_uid=uid,
-            )
-            KUBE_WRITES.call(lambda: self.commands.objects.create(body))
-            self.scheduler.wake(f"{namespace}/{name}")
-
-        return SlackInteractions(secret.get_secret_value(), submit, self._approvers_for, _now).handle
+    def _leads_shard_zero(self) -> bool:
+        """The replica holding shard 0 holds the Slack Socket Mode connection (and applies policy files)."""
+        return self.elector is None or self.elector.holds(0)
 
     def _router_for(self, spec: RouterSpec, namespace: str, stable: str, canary: str, key: str) -> Router:
         """The run's router; its write guard checks, right before each PATCH, that this replica
@@ -265,7 +258,7 @@ class Daemon:
 
     def _handlers(self) -> None:
         self.rollout_cache.add_handlers(self._rollout_added, self._rollout_updated, self._rollout_deleted)
-        self.command_cache.add_handlers(self._command_added, None, None)
+        self.command_cache.add_handlers(self._command_added, self._command_updated, None)
         for cache in self.route_caches.values():
             cache.add_handlers(None, self._route_updated, None)
 
@@ -290,6 +283,10 @@ class Daemon:
         command = CommandObject(obj)
         if command.rollout and not command.handled:
             self._wake(f"{command.namespace}/{command.rollout}")
+
+    def _command_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
+        if not (old.get("status") or {}).get("phase") and (new.get("status") or {}).get("phase"):
+            self.chat.answers.handled(new)  # the click that became this command hears what it did
 
     def _route_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if (old.get("spec") or {}) == (new.get("spec") or {}):
@@ -395,7 +392,8 @@ class Daemon:
         try:
             self.server.start()
             try:
-                self.username = whoami(self.client).username
+                me = whoami(self.client)
+                self.username, self.groups = me.username, me.groups
                 self.reconciler.identity = self.username
             except KubeError as e:
                 log.warning("cannot tell who I am; Slack clicks are recorded as the replica", extra={"error": str(e)})
@@ -405,8 +403,10 @@ class Daemon:
                 self.leases.start()
                 self.leases.wait_synced(30)
             self._check_policy()
-            self.delivery.start()
             self.event_queue.start()
+            for warning in self.chat.warnings():
+                log.warning(warning, extra={"event": "slack.settings"})
+            self.chat.start()
             if self.elector is not None:
                 self.elector.start()
             else:
@@ -456,7 +456,7 @@ class Daemon:
         self.periodic.shutdown()
         self.scheduler.shutdown(timeout=self.settings.shutdown_grace_seconds)
         self.event_queue.stop(timeout=5.0)
-        self.delivery.stop(timeout=5.0)
+        self.chat.stop(timeout=5.0)
         for cache in (self.rollout_cache, self.command_cache, *self.route_caches.values()):
             cache.stop()
         self.server.stop()

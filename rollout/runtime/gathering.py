@@ -1,7 +1,8 @@
 """Gathering one tick's observations for the engine: the route's live weights, the latest counter
 reading, and the operator commands with their authors' rights checked.
 
-Owns the translation of adapter outcomes into the engine's vocabulary (``RouterError`` ->
+Owns the translation of adapter outcomes into the engine's vocabulary (the route's weights and an
+A/B step's managed route; ``RouterError`` ->
 ``RouteProblem``; a RolloutCommand -> a ``Command``, refused when malformed or when its author
 lacks the RBAC verb) and the tenancy rule (a Rollout may only move routes and backends in its own
 namespace unless the platform team allowed the pair). It makes no decision about the rollout
@@ -14,11 +15,14 @@ import logging
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
+from urllib.parse import unquote, urlsplit
 
+from rollout.core.matches import RouteMatch
 from rollout.core.states import Command, CommandKind, ProblemKind, RouteProblem, Weights
 from rollout.errors import (
     BackendNotInRoute,
     KubeError,
+    MatchDrifted,
     RouteConflict,
     RouteForbidden,
     RouteNotAccepted,
@@ -43,6 +47,7 @@ _KINDS: tuple[tuple[type[RouterError], ProblemKind], ...] = (
     (RouteSchemaError, ProblemKind.SCHEMA),
     (RouteConflict, ProblemKind.CONFLICT),
     (WeightsDrifted, ProblemKind.CONFLICT),
+    (MatchDrifted, ProblemKind.CONFLICT),
     (RouteNotAccepted, ProblemKind.NOT_ACCEPTED),
 )
 
@@ -58,6 +63,16 @@ def live_weights(router: Router) -> tuple[Weights | None, RouteProblem | None]:
         return router.get_weights(), None
     except RouterError as e:
         return None, problem_of(e)
+
+
+def live_route(router: Router, *, with_match: bool) -> tuple[Weights | None, RouteMatch | None, RouteProblem | None]:
+    """The route's weights and (``with_match``: when the run may have one) an A/B step's managed
+    route; when either cannot be read, the route counts as unreadable (None, None, why)."""
+    try:
+        weights = router.get_weights()
+        return weights, router.get_match() if with_match else None, None
+    except RouterError as e:
+        return None, None, problem_of(e)
 
 
 def tenancy_problem(policy: Rollout, allowed: Mapping[str, Sequence[str]]) -> str:
@@ -95,13 +110,42 @@ def metrics_problem(policy: Rollout, endpoints: Sequence[str], addresses: Sequen
             f"spec.analysis.prometheus.endpoint {chosen.endpoint!r} is not a Prometheus endpoint of this daemon "
             f"(it knows: {', '.join(sorted(endpoints))}; setting prometheus_endpoints)"
         )
-    if chosen.address is not None and not any(chosen.address.startswith(prefix) for prefix in addresses):
+    if chosen.address is not None and not any(address_allowed(chosen.address, prefix) for prefix in addresses):
         return (
             "spec.analysis.prometheus.address is not allowed: the daemon only queries Prometheus endpoints the "
             "platform team configured (name one with spec.analysis.prometheus.endpoint, or have the setting "
             "prometheus_policy_addresses allow this address)"
         )
     return ""
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def address_allowed(address: str, prefix: str) -> bool:
+    """Whether a policy's Prometheus ``address`` falls under an allowed URL ``prefix``.
+
+    Compared as URLs, not as text: the same scheme, host and port (a prefix
+    ``http://prom.team-a`` does not allow ``http://prom.team-attacker.example``), and the address's
+    path under the prefix's path, segment by segment. An address with ``.``/``..`` segments (plain
+    or percent-encoded), a query or a fragment is never allowed, since HTTP clients resolve dot
+    segments before sending.
+    """
+    try:
+        a, p = urlsplit(address), urlsplit(prefix)
+        a_port = a.port or _DEFAULT_PORTS.get(a.scheme.lower())
+        p_port = p.port or _DEFAULT_PORTS.get(p.scheme.lower())
+    except ValueError:
+        return False
+    if a.username is not None or a.password is not None or a.query or a.fragment:
+        return False
+    if a.scheme.lower() != p.scheme.lower() or not a.hostname or a.hostname != p.hostname or a_port != p_port:
+        return False
+    segments = unquote(a.path).split("/")
+    if any(s in (".", "..") for s in segments) or "\\" in unquote(a.path):
+        return False
+    base = [s for s in p.path.split("/") if s]
+    return [s for s in a.path.split("/") if s][: len(base)] == base
 
 
 def vet(
@@ -128,9 +172,9 @@ def commands_of(
 
     A malformed object becomes a refused command (so it is acknowledged and cannot wedge anything).
     ``verified``: the admission policy that binds ``spec.by`` to the requester is installed; without
-    it nobody's identity can be trusted and every command is refused, except the daemon's own
-    (Slack clicks it verified). Commands by people need the RBAC verb (``kube.commands.VERBS``) on
-    the Rollout, checked with ``allowed``.
+    it nobody's identity can be trusted (anyone could write the daemon's name) and every command is
+    refused. Commands by people need the RBAC verb (``kube.commands.VERBS``) on the Rollout, checked
+    with ``allowed``; Slack clicks the daemon recorded are judged by the policy's Slack approvers.
     """
     out: list[Command] = []
     by_id: dict[str, CommandObject] = {}
@@ -148,14 +192,14 @@ def commands_of(
                 id=uid,
                 refusal=f"RolloutCommand {obj.name} is malformed: {parsed}",
             )
-        elif parsed.by == daemon and parsed.slack_user:
-            pass  # a verified Slack click: the policy's Slack approvers decide (core)
-        elif not verified:
+        elif not verified:  # without the policy nobody's spec.by can be trusted, the daemon's name included
             parsed = replace(
                 parsed,
                 refusal=f"the admission policy that vouches for spec.by is not installed, so {parsed.by!r} "
                 "cannot be trusted (install deploy/base/commands-policy.yaml)",
             )
+        elif parsed.by == daemon and parsed.slack_user:
+            pass  # a Slack click the daemon verified: the policy's Slack approvers decide (core)
         elif allowed is not None:
             verb = VERBS[parsed.kind]
             try:

@@ -271,7 +271,10 @@ class ShardedElector:
             self._on_change(owned)
 
     def release(self) -> None:
-        """Hand back every lease this replica holds (graceful shutdown); it stops claiming them first."""
+        """Hand back every lease this replica holds (graceful shutdown); it stops claiming them first,
+        for good: a round still running (or started later) claims nothing, so a lease handed back is
+        never believed held."""
+        self._stop.set()
         with self._lock:
             for shard in self._shards:
                 shard.renewed_at = None

@@ -36,7 +36,7 @@ from rollout.core.conditions import conditions
 from rollout.core.engine import Decision, decide, hold
 from rollout.core.persisting import StateError
 from rollout.core.readings import Reading
-from rollout.core.states import Observations, Phase, RolloutState, RouteProblem
+from rollout.core.states import Observations, Phase, RolloutState, RouteProblem, reads_match
 from rollout.errors import KubeConflict, KubeError, KubeNotFound, NotLeader
 from rollout.kube.commands import CommandObject
 from rollout.kube.rollouts import RolloutObject, status_document
@@ -46,19 +46,23 @@ from rollout.policy.models import Rollout, RouterSpec
 from rollout.routers.base import Router
 from rollout.runtime.acting import Actor
 from rollout.runtime.flushing import flush_due, material
-from rollout.runtime.gathering import Allowed, commands_of, live_weights, vet
+from rollout.runtime.gathering import Allowed, commands_of, live_route, vet
 
 log = logging.getLogger("rollout.reconcile")
 
 
-class Rollouts(Protocol):
-    """Where Rollout objects are read and their status written (the API server, or a fake)."""
+class RolloutWrites(Protocol):
+    """Where a Rollout object is read and its status written (the API server, or a fake)."""
 
     def get(self, namespace: str, name: str) -> RolloutObject: ...
 
-    def exists(self, namespace: str, name: str) -> bool: ...
-
     def write_status(self, obj: RolloutObject, status: Mapping[str, Any]) -> RolloutObject: ...
+
+
+class Rollouts(RolloutWrites, Protocol):
+    """``RolloutWrites``, and whether a Rollout still exists (the reconciler's store)."""
+
+    def exists(self, namespace: str, name: str) -> bool: ...
 
 
 class Commands(Protocol):
@@ -213,15 +217,18 @@ class Reconciler:
             self.policies[key] = policy
         run_policy = policy if policy is not None and not invalid else self.policies.get(key)
         router = self._router(run_policy, state, namespace, key)
-        live, problem = live_weights(router) if router is not None else (None, None)
+        with_match = reads_match(state, run_policy is not None and any(s.match for s in run_policy.spec.steps))
+        live, match, problem = live_route(router, with_match=with_match) if router is not None else (None, None, None)
         pending = self.commands.pending(namespace, name)
         commands, by_id = commands_of(pending, self.allowed, daemon=self.identity, verified=self.commands_verified())
         reading = self.readings.latest(key) if state.phase.active else None
         now = self.clock()
         obs = Observations(
             route=live,
+            match=match,
             route_problem=problem,
             write_problem=self.actor.last_write_problem(key),
+            write_landed=self.actor.last_write_landed(key),
             reading=reading,
             commands=tuple(commands),
             may_start=self.capacity.may_start(key),
@@ -331,7 +338,7 @@ def _next(decision: Decision, now: datetime) -> datetime | None:
     nexts = [a.at for a in decision.actions if isinstance(a, ScheduleNext)]
     if nexts:
         return nexts[0]
-    if decision.weight_changes:
+    if decision.weight_changes or decision.match_changes:
         return now  # see the write land
     return None
 
@@ -346,6 +353,8 @@ def _fields(key: str, decision: Decision) -> dict[str, Any]:
         "weight": s.observed.canary if s.observed else None,
         "desired": s.desired.canary,
     }
+    if s.match is not None or s.match_observed is not None:
+        fields["match"] = str(s.match_observed) if s.match_observed is not None else "none"
     if s.verdict is not None:
         fields["verdict"] = s.verdict.kind.value
         for check in s.verdict.checks:

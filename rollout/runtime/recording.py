@@ -1,8 +1,11 @@
 """Kubernetes Events recorded off the reconcile path: a bounded queue and one sender thread.
 
 Owns the hand-off between a reconcile that decides an Event is due (``Actor.event``, once per
-cause) and the API request that creates it, so a reconcile never waits for an Event: when many
-runs start at once their workers go on with the next rollout while the Events follow. The
+cause, or a repeat of it) and the API request that creates (or, for a repeat, patches the series of)
+it, so a reconcile never waits for an Event: when many runs start at once their workers go on with
+the next rollout while the Events follow. An Event's name is known before it is sent
+(``event_name``), so a repeat queued later patches the Event its record created (one sender, in
+order). The
 leadership guard is checked again right before each request (time passes in the queue: a replica
 that lost the rollout's shard meanwhile records nothing). The queue is bounded; when it is full the
 Event is dropped and counted (``on_drop``; logged on the first drop and then once per thousand),
@@ -21,6 +24,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from rollout.errors import KubeError, NotLeader
+from rollout.kube.events import event_name
 from rollout.runtime.acting import Events
 
 log = logging.getLogger("rollout.events")
@@ -35,6 +39,8 @@ class _Event:
     message: str
     warning: bool
     now: datetime
+    event: str  # its name
+    count: int = 0  # a repeat: how often in all (0: the first record)
 
 
 class EventQueue:
@@ -56,9 +62,20 @@ class EventQueue:
 
     def record(
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
-    ) -> None:
+    ) -> str:
+        event = event_name(name, reason, message, now)
+        self._put(_Event(namespace, name, uid, reason, message, warning, now, event))
+        return event
+
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None:
+        """Queue a series update of ``event`` (regarding Rollout ``regarding``; recorded earlier
+        through this queue)."""
+        self._put(_Event(namespace, regarding, None, "", "", False, now, event, count))
+
+    def _put(self, item: _Event) -> None:
+        namespace, name = item.namespace, item.name
         try:
-            self._queue.put_nowait(_Event(namespace, name, uid, reason, message, warning, now))
+            self._queue.put_nowait(item)
         except queue.Full:
             self.dropped += 1
             self.on_drop()
@@ -94,15 +111,20 @@ class EventQueue:
             key = f"{event.namespace}/{event.name}"
             try:
                 self.guard(key)
-                self.recorder.record(
-                    event.namespace,
-                    event.name,
-                    uid=event.uid,
-                    reason=event.reason,
-                    message=event.message,
-                    warning=event.warning,
-                    now=event.now,
-                )
+                if event.count:
+                    self.recorder.repeat(
+                        event.namespace, event.event, regarding=event.name, count=event.count, now=event.now
+                    )
+                else:
+                    self.recorder.record(
+                        event.namespace,
+                        event.name,
+                        uid=event.uid,
+                        reason=event.reason,
+                        message=event.message,
+                        warning=event.warning,
+                        now=event.now,
+                    )
                 self.sent += 1
             except (KubeError, NotLeader) as e:
                 log.warning(

@@ -131,17 +131,17 @@ class _Direct:
     def __init__(self, notifier: MemoryNotifier, notes: list[str]) -> None:
         self.notifier, self.notes = notifier, notes
 
-    def notify(self, key: str, action: Notify, policy: Rollout | None) -> None:
-        self.notifier.notify(key, action)
-        self.notes.append(f"[{action.level.value}] {action.message}")
+    def notify(self, snapshot: RolloutSnapshot, note: Notify) -> None:
+        self.notifier.notify(snapshot, note)
+        self.notes.append(f"[{note.level.value}] {note.message}")
 
-    def request_approval(self, key: str, action: RequestApproval, policy: Rollout | None) -> None:
-        self.notifier.request_approval(key, action)
+    def request_approval(self, snapshot: RolloutSnapshot, request: RequestApproval) -> None:
+        self.notifier.request_approval(snapshot, request)
 
-    def approval_resolved(self, key: str, action: ApprovalResolved, policy: Rollout | None) -> None:
-        self.notifier.approval_resolved(key, action)
+    def approval_resolved(self, snapshot: RolloutSnapshot, resolved: ApprovalResolved) -> None:
+        self.notifier.approval_resolved(snapshot, resolved)
 
-    def update(self, snapshot: RolloutSnapshot, policy: Rollout | None) -> None:
+    def update(self, snapshot: RolloutSnapshot) -> None:
         self.notifier.update(snapshot)
 
 
@@ -162,7 +162,8 @@ def simulate(
     A simulated operator approves approval gates and resumes indefinite pause steps after
     ``approve_after``; other pauses (drift, deadline, route errors) end the simulation, as nobody
     resumes them. Prometheus scrapes every ``scrape_seconds`` (default: 15 s, or the analysis
-    interval if shorter).
+    interval if shorter). While an A/B step's managed route is in place, the share of requests that
+    match is the policy's ``expectedShare`` (5% when it gives none).
     """
     spec = policy.spec
     interval = spec.analysis.interval.total_seconds()
@@ -170,7 +171,7 @@ def simulate(
     router = MemoryRouter(spec.stable, spec.canary, name=f"{spec.router.kind}/{spec.router.ref.name}")
     metrics = MemoryMetrics(
         rps=rps,
-        share=_share_of(router, spec.stable, spec.canary, scenario),
+        share=_share_of(router, spec.stable, spec.canary, scenario, _matching(policy)),
         seed=seed,
         scrape_seconds=scrape_seconds or min(15.0, interval),
     )
@@ -289,13 +290,25 @@ def _timed(policy: Rollout, step: int) -> bool:
     return pause is not None and pause.duration is not None
 
 
-def _share_of(router: MemoryRouter, stable: str, canary: str, scenario: Scenario) -> Callable[[str], float]:
+def _matching(policy: Rollout) -> float:
+    """The share of requests an A/B step's match sends to the canary in a simulation: the policy's
+    ``expectedShare`` (the largest, when several steps give one), else 5%."""
+    shares = [s.match.expected_share for s in policy.spec.steps if s.match is not None and s.match.expected_share]
+    return max(shares) / 100.0 if shares else 0.05
+
+
+def _share_of(
+    router: MemoryRouter, stable: str, canary: str, scenario: Scenario, matching: float
+) -> Callable[[str], float]:
     def share(backend: str) -> float:
-        weights = router.get_weights()
+        weights, match = router.peek()
+        assert weights is not None
+        matched = matching if match is not None else 0.0  # an A/B step's managed route takes these first
+        to_canary = matched + (1 - matched) * weights.canary / 100.0
         if backend == canary:
-            return 0.0 if scenario is Scenario.NO_TRAFFIC else weights.canary / 100.0
+            return 0.0 if scenario is Scenario.NO_TRAFFIC else to_canary
         if backend == stable:
-            return weights.stable / 100.0
+            return 1.0 - to_canary
         return 0.0
 
     return share

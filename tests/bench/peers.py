@@ -87,7 +87,7 @@ class Flagger:
     def __call__(self, memory: int, inp: JudgeInput) -> tuple[Call, int]:
         failures = memory
         iv = inp.interval
-        if iv is None or inp.weight <= 0:
+        if iv is None or (inp.weight is not None and inp.weight <= 0):  # None: an A/B step, it has traffic
             return Call(False, False), failures
         c = iv.canary
         ok = c.requests > 0 and c.errors / c.requests <= self.error_max
@@ -137,10 +137,11 @@ class Kayenta:
 
     def __call__(self, memory: Points, inp: JudgeInput) -> tuple[Call, Points]:
         points = memory
-        if inp.new_step or points.weight != inp.weight:
-            points = Points((), inp.weight)
+        weight = inp.weight if inp.weight is not None else -1  # -1: an A/B step (share unknown)
+        if inp.new_step or points.weight != weight:
+            points = Points((), weight)
         iv = inp.interval
-        if inp.weight >= 100:
+        if weight >= 100:
             return Call(True, False), points
         if iv is not None and inp.at_weight and iv.canary.requests > 0 and iv.stable.requests > 0:
             c, s = iv.canary, iv.stable

@@ -1,15 +1,17 @@
 """Builders shared by the core tests: policies from short dicts, commands, and a Driver that runs
-decide() against an in-memory route and exact counters, on a clock that follows ScheduleNext."""
+decide() against an in-memory route (weights and an A/B step's managed route) and exact counters,
+on a clock that follows ScheduleNext."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from rollout.core.actions import Action, ScheduleNext, SetWeights
+from rollout.core.actions import Action, ScheduleNext, SetMatch, SetWeights
 from rollout.core.engine import Decision, decide
+from rollout.core.matches import MatchKind, MatchRule, RouteMatch
 from rollout.core.readings import Outcome, Reading, TargetCounters
 from rollout.core.states import (
     STABLE_ONLY,
@@ -19,11 +21,14 @@ from rollout.core.states import (
     RolloutState,
     RouteProblem,
     Weights,
+    reads_match,
 )
 from rollout.policy.models import Rollout
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MIN_TICK = timedelta(seconds=1)
+BETA = {"headers": [{"name": "X-Experiment-ID", "exact": "beta"}]}  # the seed's A/B match
+BETA_MATCH = RouteMatch(headers=(MatchRule("X-Experiment-ID", MatchKind.EXACT, "beta"),))
 
 
 def policy(
@@ -31,10 +36,11 @@ def policy(
     judge: str = "threshold",
     approvals: dict[str, Any] | None = None,
     deadline: str = "30m",
+    router: dict[str, Any] | None = None,
     **analysis: Any,
 ) -> Rollout:
     spec: dict[str, Any] = {
-        "router": {"gatewayRoute": {"name": "gr"}},
+        "router": router or {"gatewayRoute": {"name": "gr"}},
         "stable": "v1",
         "canary": "v2",
         "steps": steps or [{"setWeight": 10}, {"setWeight": 50}, {"setWeight": 100}],
@@ -68,6 +74,7 @@ class Traffic:
     canary_slow: float = 0.0
     stable_slow: float = 0.0
     canary_errors_at_or_above: dict[int, float] = field(default_factory=dict)  # weight -> error rate
+    matching: float = 0.05  # share of requests that match an A/B step's managed route
 
 
 @dataclass
@@ -83,22 +90,32 @@ class Driver:
     metrics: Outcome | None = Outcome.OK  # None: no reading at all on a tick
     route_problem: RouteProblem | None = None  # set: the route cannot be read
     write_problem: RouteProblem | None = None  # set: every write fails with it
+    match: RouteMatch | None = None  # the managed route on the route (None: there is none)
     decisions: list[Decision] = field(default_factory=list)
     times: list[datetime] = field(default_factory=list)  # when each decision was taken
     visited: list[int] = field(default_factory=list)  # canary weights the route carried, in order
+    matches: list[RouteMatch | None] = field(default_factory=list)  # managed routes it carried, in order
     _counters: dict[str, TargetCounters] = field(default_factory=dict)
     _last_problem: RouteProblem | None = None
+    _landed: Weights | None = None
+    report_landed: bool = True  # False: the runtime lost what its writes did (a restart)
     last_observations: Observations = field(default_factory=Observations)
 
     def __post_init__(self) -> None:
         self._counters = {arm: TargetCounters(0.0, 0.0, T0.timestamp()) for arm in ("canary", "stable")}
         self.visited = [self.live.canary]
+        self.matches = [self.match]
+
+    def share(self) -> float:
+        """The canary's share of requests: the managed route's matches first, then the weights."""
+        matching = self.traffic.matching if self.match is not None else 0.0
+        return matching + (1 - matching) * self.live.canary / 100
 
     def _advance_traffic(self) -> None:
         for arm in ("canary", "stable"):
             old = self._counters[arm]
             seconds = self.now.timestamp() - old.at
-            share = (self.live.canary if arm == "canary" else self.live.stable) / 100
+            share = self.share() if arm == "canary" else 1 - self.share()
             requests = self.traffic.rps * share * seconds
             rate = self.traffic.canary_errors if arm == "canary" else self.traffic.stable_errors
             if arm == "canary":
@@ -127,11 +144,17 @@ class Driver:
             stable={"gw": self._counters["stable"]},
         )
 
-    def tick(self, commands: Iterable[Command] = (), advance: timedelta | None = None) -> Decision:
+    def tick(
+        self, commands: Iterable[Command] = (), advance: timedelta | None = None, *, crash: bool = False
+    ) -> Decision:
+        """One tick; ``crash``: the process dies after persisting the state, before any action."""
+        read_match = reads_match(self.state, any(step.match for step in self.policy.spec.steps))
         obs = Observations(
             route=None if self.route_problem else self.live,
+            match=self.match if read_match and not self.route_problem else None,
             route_problem=self.route_problem,
             write_problem=self._last_problem,
+            write_landed=self._landed if self.report_landed else None,
             reading=self.reading(),
             commands=tuple(commands),
         )
@@ -140,13 +163,21 @@ class Driver:
         self.decisions.append(decision)
         self.times.append(self.now)
         self.state = decision.state
-        self._last_problem = None
-        for action in decision.actions:
+        self._last_problem, self._landed = None, None
+        for action in () if crash else decision.actions:
+            if isinstance(action, SetMatch):
+                if self.write_problem is not None:
+                    self._last_problem = self.write_problem
+                elif not action.check or action.expected == self.match:
+                    self.match = action.target
+                    if self.matches[-1] != self.match:
+                        self.matches.append(self.match)
             if isinstance(action, SetWeights):
                 if self.write_problem is not None:
                     self._last_problem = self.write_problem
                 elif action.expected is None or action.expected == self.live:
                     self.live = action.target
+                    self._landed = action.target
                     if self.visited[-1] != self.live.canary:
                         self.visited.append(self.live.canary)
         if advance is None:
@@ -161,6 +192,11 @@ class Driver:
         self.live = weights
         self.visited.append(weights.canary)
 
+    def edit_match(self, match: RouteMatch | None) -> None:
+        """Someone else changes (or deletes, or creates) the managed route."""
+        self.match = match
+        self.matches.append(match)
+
     def until(self, predicate: Any, limit: int = 500) -> Decision:
         """Tick until ``predicate(driver)`` holds (or fail after ``limit`` ticks)."""
         for _ in range(limit):
@@ -172,3 +208,17 @@ class Driver:
 
 def weight_actions(actions: Iterable[Action]) -> list[SetWeights]:
     return [a for a in actions if isinstance(a, SetWeights)]
+
+
+def shape(decision: Decision) -> tuple[object, ...]:
+    """A decision without its words: the state's texts blanked, each action without its texts."""
+    state = replace(decision.state, message="", pause_detail="", end_reason="")
+    words = ("message", "detail", "reason")
+    actions = tuple(
+        (type(a).__name__, tuple((k, v) for k, v in vars(a).items() if k not in words)) for a in decision.actions
+    )
+    return state, actions
+
+
+def match_actions(actions: Iterable[Action]) -> list[SetMatch]:
+    return [a for a in actions if isinstance(a, SetMatch)]

@@ -209,8 +209,18 @@ def test_abort_after_drift_goes_to_stable() -> None:
     assert d.state.phase is Phase.ABORTED and d.live == STABLE_ONLY
 
 
-def test_a_write_that_did_not_land_is_written_again_while_it_is_pending() -> None:
+def test_weights_put_back_right_after_our_write_landed_are_drift_not_a_lost_write() -> None:
     d = Driver(policy())
+    d.tick()  # writes 10%, stored
+    d.edit(STABLE_ONLY)  # a person takes the canary out before the next tick
+    decision = d.tick()
+    assert not weight_actions(decision.actions)
+    assert d.state.phase is Phase.PAUSED and d.state.pause_reason is PauseReason.DRIFT
+    assert d.live == STABLE_ONLY
+
+
+def test_a_write_that_did_not_land_is_written_again_while_it_is_pending() -> None:
+    d = Driver(policy(), report_landed=False)
     first = d.tick()
     assert weight_actions(first.actions)
     d.live = STABLE_ONLY  # the process died between persisting and writing

@@ -18,6 +18,7 @@ DEPLOY = REPO_ROOT / "deploy"
 BASE = DEPLOY / "base"
 EXAMPLE_OVERLAY = DEPLOY / "overlays" / "example"
 COMPONENTS = DEPLOY / "components"
+SLACK_HTTP = COMPONENTS / "slack-http"  # Slack's HTTP mode instead of Socket Mode
 
 
 def kustomization(directory: Path = BASE) -> dict[str, Any]:

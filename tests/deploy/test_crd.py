@@ -238,6 +238,7 @@ def test_the_crd_is_established_with_its_names_and_columns(rollouts_crd: dict[st
         "Step",
         "Canary",
         "Stable",
+        "Match",
         "Message",
         "Age",
     ]

@@ -1,5 +1,6 @@
 """kube-score (built by ``make deploy-tools``) on every install this repository ships: the kustomize
-base, the example overlay, and the chart's default, per-namespace and everything-on renders. No
+base (alone and with the slack-http component), the example overlay, and the chart's default,
+per-namespace and everything-on (Slack's http mode) renders. No
 finding at WARNING or CRITICAL, with the checks below switched off or on and the reason named."""
 
 from __future__ import annotations
@@ -11,9 +12,9 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.deploy.manifests import BASE, EXAMPLE_OVERLAY
+from tests.deploy.manifests import BASE, EXAMPLE_OVERLAY, SLACK_HTTP
 from tests.deploy.test_helm import FULL
-from tests.harness.deploy_tools import ToolError, binary, helm_template, kustomize_build, run
+from tests.harness.deploy_tools import ToolError, binary, helm_template, kustomize_build, kustomize_build_with, run
 
 # Images are pinned (a release tag, or a digest: image.digest / kustomize `digest:`), so
 # IfNotPresent always gets the image asked for, and a restart does not need the registry, which
@@ -25,6 +26,7 @@ OPTIONAL = {"container-memory-requests-equal-limits", "container-seccomp-profile
 RENDERS: dict[str, Callable[[], list[dict[str, Any]]]] = {
     "kustomize-base": lambda: kustomize_build(BASE),
     "kustomize-example": lambda: kustomize_build(EXAMPLE_OVERLAY),
+    "kustomize-slack-http": lambda: kustomize_build_with(BASE, [SLACK_HTTP]),
     "helm-default": helm_template,
     "helm-namespaced": lambda: helm_template({"watchNamespaces": ["shop", "web"]}),
     "helm-full": lambda: helm_template(FULL),

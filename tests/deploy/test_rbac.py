@@ -1,7 +1,9 @@
 """The base's RBAC on the real API server: applied from ``deploy/base`` as written, then asked with
-SubjectAccessReviews what the daemon's ServiceAccount (and an on-call person bound to
-``rollout-operator``) may and may not do. The other base objects are validated by a server-side
-dry run with strict field validation."""
+SubjectAccessReviews what the daemon's ServiceAccount may and may not do, and what people bound to
+``rollout-operator``, ``rollout-approver`` and ``rollout-viewer`` may do (the custom verbs the
+daemon checks before it carries out a command); the built-in roles carry the aggregation labels the
+people's roles rely on. The other base objects are validated by a server-side dry run with strict
+field validation."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from rollout.kube.commands import POLICY_NAME, VERBS
 from tests.deploy.manifests import BASE, base_objects, documents, find
 from tests.harness.kube import ControlPlane
 
@@ -69,6 +72,7 @@ def allowed(
     group: str = "",
     namespace: str = "",
     subresource: str = "",
+    name: str = "",
     user: str = DAEMON,
     groups: list[str] | None = None,
 ) -> bool:
@@ -87,6 +91,7 @@ def allowed(
                     "resource": resource,
                     "namespace": namespace,
                     "subresource": subresource,
+                    "name": name,
                 },
             },
         },
@@ -95,10 +100,13 @@ def allowed(
 
 
 MESH, GATEWAY, DELIVERY = "appmesh.k8s.aws", "gateway.networking.k8s.io", "delivery.rollout.dev"
+LEASES, ADMISSION = "coordination.k8s.io", "admissionregistration.k8s.io"
 DAEMON_MAY = [
     ("patch", "gatewayroutes", MESH, "shop", ""),
     ("get", "gatewayroutes", MESH, "shop", ""),
     ("watch", "gatewayroutes", MESH, "", ""),
+    ("create", "gatewayroutes", MESH, "shop", ""),  # an A/B step's companion GatewayRoute
+    ("delete", "gatewayroutes", MESH, "shop", ""),
     ("patch", "virtualrouters", MESH, "shop", ""),
     ("list", "virtualrouters", MESH, "", ""),
     ("patch", "httproutes", GATEWAY, "web", ""),
@@ -112,14 +120,24 @@ DAEMON_MAY = [
     ("create", "events", "", "shop", ""),
     ("patch", "events", "", "shop", ""),
     ("create", "events", "events.k8s.io", "shop", ""),
-    ("get", "leases", "coordination.k8s.io", SYSTEM, ""),
-    ("create", "leases", "coordination.k8s.io", SYSTEM, ""),
-    ("update", "leases", "coordination.k8s.io", SYSTEM, ""),
+    ("list", "rolloutcommands", DELIVERY, "", ""),
+    ("watch", "rolloutcommands", DELIVERY, "", ""),
+    ("get", "rolloutcommands", DELIVERY, "shop", ""),
+    ("create", "rolloutcommands", DELIVERY, "shop", ""),
+    ("delete", "rolloutcommands", DELIVERY, "shop", ""),
+    ("patch", "rolloutcommands", DELIVERY, "shop", "status"),
+    ("create", "subjectaccessreviews", "authorization.k8s.io", "", ""),
+    ("create", "selfsubjectreviews", "authentication.k8s.io", "", ""),  # every authenticated user may
+    ("get", "leases", LEASES, SYSTEM, ""),
+    ("list", "leases", LEASES, SYSTEM, ""),
+    ("watch", "leases", LEASES, SYSTEM, ""),
+    ("create", "leases", LEASES, SYSTEM, ""),
+    ("update", "leases", LEASES, SYSTEM, ""),
 ]
 DAEMON_MAY_NOT = [
-    ("delete", "gatewayroutes", MESH, "shop", ""),
-    ("create", "gatewayroutes", MESH, "shop", ""),
     ("update", "gatewayroutes", MESH, "shop", ""),
+    ("create", "virtualrouters", MESH, "shop", ""),
+    ("create", "httproutes", GATEWAY, "web", ""),
     ("delete", "httproutes", GATEWAY, "web", ""),
     ("delete", "virtualrouters", MESH, "shop", ""),
     ("patch", "virtualservices", MESH, "shop", ""),
@@ -130,8 +148,19 @@ DAEMON_MAY_NOT = [
     ("patch", "deployments", "apps", SYSTEM, ""),
     ("delete", "rollouts", DELIVERY, "shop", ""),
     ("update", "rollouts", DELIVERY, "shop", ""),
-    ("update", "leases", "coordination.k8s.io", "shop", ""),
-    ("delete", "leases", "coordination.k8s.io", SYSTEM, ""),
+    ("update", "leases", LEASES, "shop", ""),
+    ("list", "leases", LEASES, "", ""),
+    ("delete", "leases", LEASES, SYSTEM, ""),
+    ("patch", "leases", LEASES, SYSTEM, ""),
+    ("update", "rolloutcommands", DELIVERY, "shop", ""),
+    ("patch", "rolloutcommands", DELIVERY, "shop", ""),
+    ("update", "rolloutcommands", DELIVERY, "shop", "status"),
+    ("approve", "rollouts", DELIVERY, "shop", ""),  # people's verbs, not the daemon's
+    ("abort", "rollouts", DELIVERY, "shop", ""),
+    ("list", "validatingadmissionpolicies", ADMISSION, "", ""),
+    ("create", "validatingadmissionpolicies", ADMISSION, "", ""),
+    ("delete", "validatingadmissionpolicybindings", ADMISSION, "", ""),
+    ("create", "tokenreviews", "authentication.k8s.io", "", ""),
     ("list", "events", "", "shop", ""),
     ("create", "pods", "", "shop", ""),
     ("escalate", "clusterroles", "rbac.authorization.k8s.io", "", ""),
@@ -168,29 +197,76 @@ def test_another_service_account_gets_nothing(control_plane: ControlPlane, rbac:
     )
 
 
-def test_oncall_bound_to_rollout_operator_may_steer_rollouts_in_their_namespace_only(
+def test_the_daemon_reads_only_the_admission_policy_it_checks(
     control_plane: ControlPlane, rbac: list[dict[str, Any]]
 ) -> None:
-    apply(control_plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ONCALL_NAMESPACE}})
+    for resource in ("validatingadmissionpolicies", "validatingadmissionpolicybindings"):
+        assert allowed(control_plane, "get", resource, group=ADMISSION, name=POLICY_NAME)
+        assert not allowed(control_plane, "get", resource, group=ADMISSION, name="someone-elses")
+        for verb in ("update", "patch", "delete"):
+            assert not allowed(control_plane, verb, resource, group=ADMISSION, name=POLICY_NAME)
+
+
+def _bind(plane: ControlPlane, role: str, user: str) -> None:
+    apply(plane, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ONCALL_NAMESPACE}})
     apply(
-        control_plane,
+        plane,
         {
             "apiVersion": "rbac.authorization.k8s.io/v1",
             "kind": "RoleBinding",
-            "metadata": {"name": "oncall-rollouts", "namespace": ONCALL_NAMESPACE},
-            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "rollout-operator"},
-            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": "oncall"}],
+            "metadata": {"name": f"{user}-{role}", "namespace": ONCALL_NAMESPACE},
+            "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": role},
+            "subjects": [{"apiGroup": "rbac.authorization.k8s.io", "kind": "User", "name": user}],
         },
     )
-    person: dict[str, Any] = {"user": "oncall", "groups": ["system:authenticated"]}
-    for verb in ("get", "list", "watch", "patch"):
-        assert allowed(control_plane, verb, "rollouts", group=DELIVERY, namespace=ONCALL_NAMESPACE, **person)
-    assert not allowed(control_plane, "patch", "rollouts", group=DELIVERY, namespace="shop", **person)
-    assert not allowed(control_plane, "delete", "rollouts", group=DELIVERY, namespace=ONCALL_NAMESPACE, **person)
-    assert not allowed(
-        control_plane, "patch", "rollouts", group=DELIVERY, namespace=ONCALL_NAMESPACE, subresource="status", **person
-    )
+
+
+COMMAND_VERBS = sorted(set(VERBS.values()))
+PEOPLE: dict[str, tuple[str, list[str]]] = {  # role: (user bound to it, the command verbs it grants)
+    "rollout-operator": ("oncall", COMMAND_VERBS),
+    "rollout-approver": ("releaser", ["approve"]),
+    "rollout-viewer": ("reader", []),
+}
+
+
+@pytest.mark.parametrize("role", sorted(PEOPLE))
+def test_people_may_give_the_commands_of_their_role_in_their_namespace_only(
+    control_plane: ControlPlane, rbac: list[dict[str, Any]], role: str
+) -> None:
+    user, verbs = PEOPLE[role]
+    _bind(control_plane, role, user)
+    person: dict[str, Any] = {"user": user, "groups": ["system:authenticated"]}
+
+    def may(verb: str, resource: str = "rollouts", namespace: str = ONCALL_NAMESPACE, **extra: Any) -> bool:
+        return allowed(control_plane, verb, resource, group=DELIVERY, namespace=namespace, **person, **extra)
+
+    for verb in COMMAND_VERBS:  # what the daemon asks (SubjectAccessReview) before it acts
+        assert may(verb, name="shop") is (verb in verbs), verb
+        assert not may(verb, namespace="shop", name="shop"), verb
+    for verb in ("get", "list", "watch"):
+        assert may(verb) and may(verb, "rolloutcommands")
+    assert may("create", "rolloutcommands") is bool(verbs)
+    assert not may("create", "rolloutcommands", namespace="shop")
+    for verb in ("create", "update", "patch", "delete"):  # writing a Rollout is its author's right
+        assert not may(verb), verb
+    assert not may("patch", subresource="status")
+    for verb in ("update", "patch", "delete"):  # a command is never edited nor withdrawn by a person
+        assert not may(verb, "rolloutcommands"), verb
+    assert not may("patch", "rolloutcommands", subresource="status")
     assert not allowed(control_plane, "patch", "gatewayroutes", group=MESH, namespace=ONCALL_NAMESPACE, **person)
+
+
+def test_the_built_in_roles_aggregate_the_way_the_people_roles_rely_on(control_plane: ControlPlane) -> None:
+    """rollout-viewer is labelled aggregate-to-view only; it reaches edit and admin because the
+    built-in view role is aggregated into edit, and edit into admin (the API server's bootstrap
+    roles; the aggregation itself is done by kube-controller-manager, which these tests do not run)."""
+    roles = "/apis/rbac.authorization.k8s.io/v1/clusterroles"
+    view, edit, admin = (control_plane.request("GET", f"{roles}/{name}") for name in ("view", "edit", "admin"))
+    assert view["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-edit"] == "true"
+    assert edit["metadata"]["labels"]["rbac.authorization.k8s.io/aggregate-to-admin"] == "true"
+    for role, name in ((view, "view"), (edit, "edit"), (admin, "admin")):
+        selectors = [s["matchLabels"] for s in role["aggregationRule"]["clusterRoleSelectors"]]
+        assert {f"rbac.authorization.k8s.io/aggregate-to-{name}": "true"} in selectors
 
 
 def test_the_workload_objects_pass_a_strict_server_side_dry_run(

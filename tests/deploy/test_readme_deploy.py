@@ -23,7 +23,7 @@ from rollout.routers.gatewayroute import GatewayRouteRouter
 from rollout.routers.patching import KubeRouteRouter
 from rollout.routers.virtualrouter import PROTOCOLS, VirtualRouterRouter
 from rollout.runtime.telemetry import Telemetry
-from rollout.settings import setting_docs
+from rollout.settings import PrometheusSettings, setting_docs
 from tests.harness.deploy_tools import CHART
 from tests.harness.kube import REPO_ROOT
 from tests.routers.cases import CANARY, STABLE, RouteCase, gateway_route, kube_case, virtual_router
@@ -65,8 +65,14 @@ def test_the_metric_table_is_what_the_daemon_exports() -> None:
     assert documented == exported
 
 
+_PER_ENDPOINT = re.compile(r"\bROLLOUT_PROMETHEUS_ENDPOINTS__<name>__([A-Z_]+)\b")
+
+
 def test_every_setting_the_sections_name_is_real() -> None:
-    named = set(re.findall(r"\bROLLOUT_[A-Z0-9_]+\b", BLOCK))
+    fields = set(_PER_ENDPOINT.findall(BLOCK))  # a named endpoint's field, e.g. its credentials
+    assert fields
+    assert fields <= {f.upper() for f in PrometheusSettings.model_fields}, fields
+    named = set(re.findall(r"\bROLLOUT_[A-Z0-9_]+\b", _PER_ENDPOINT.sub("", BLOCK)))
     known = {doc.env for doc in setting_docs()}
     assert named
     assert named <= known, sorted(named - known)

@@ -174,6 +174,8 @@ class RouteRecorder(Poller):
     namespace: str
     route: str = ROUTE
     period: float = 0.2
+    stable: str = STABLE  # the backends the route names
+    canary: str = CANARY
     readings: list[tuple[float, int, int]] = field(default_factory=list)  # (monotonic, stable, canary)
     errors: int = 0
     _stop: threading.Event = field(default_factory=threading.Event)
@@ -186,9 +188,9 @@ class RouteRecorder(Poller):
         except Exception:  # a transient API error: count it, read again next period
             self.errors += 1
             return
-        extra = set(weights) - {STABLE, CANARY}
+        extra = set(weights) - {self.stable, self.canary}
         assert not extra, f"only the two named backends may appear on the route: {weights}"
-        self.readings.append((time.monotonic(), weights.get(STABLE, 0), weights.get(CANARY, 0)))
+        self.readings.append((time.monotonic(), weights.get(self.stable, 0), weights.get(self.canary, 0)))
 
     def wait(self, predicate: Callable[[int, int], bool], *, timeout: float, what: str, after: float = 0.0) -> float:
         """Block until a reading taken after ``after`` satisfies ``predicate(stable, canary)``; returns its time."""

@@ -9,7 +9,12 @@ policy directory. Then:
    demo takes minutes, not a quarter of an hour) is written into the policy directory; the daemon
    applies it as a Rollout and walks recommendation-service-v1 -> v2 to Promoted;
 2. the next release (v2 -> v3) is written into the same file; v3 starts failing 20% of its
-   requests at step 3, and the daemon rolls back to v2 at 100%.
+   requests at step 3, and the daemon rolls back to v2 at 100%;
+3. the seed's checkout-service A/B test (``policies/checkout-ab.yaml``, timings compressed more):
+   the daemon creates a companion GatewayRoute that sends the requests carrying
+   ``X-Experiment-ID: beta`` (a tenth of the mesh's synthetic requests) to checkout-service-v2;
+   the beta is judged on exactly those requests while everyone else stays on v1, then it takes all
+   traffic and the companion is removed.
 
 Progress is shown live; where to look (kubeconfig, ``/metrics``) is printed; everything is torn
 down at the end (or on Ctrl-C).
@@ -18,6 +23,7 @@ down at the end (or on Ctrl-C).
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import tempfile
 import time
@@ -31,10 +37,15 @@ from rollout.core.states import PauseReason
 from rollout.kube.rollouts import ROLLOUTS, RolloutObject
 from rollout.policy.loading import load_paths
 from rollout.policy.models import Rollout
+from rollout.routers.gatewayroute import GATEWAY_ROUTES
+from tests.harness.mesh import MeshRoute
 from tests.harness.stack import ROOT, Stack, wait_until
 
 SEED = ROOT / "policies" / "recommendations-canary.yaml"
 V3 = "recommendation-service-v3"
+CHECKOUT_AB = ROOT / "policies" / "checkout-ab.yaml"
+AB_SPEED = 60.0  # the A/B policy's 30m pause is a demo's 30s
+TOTAL_RPS = 2000.0  # enough traffic that a 5% step is judged in well under a minute
 
 
 def compressed(policy: Rollout, factor: float) -> dict[str, Any]:
@@ -53,6 +64,24 @@ def compressed(policy: Rollout, factor: float) -> dict[str, Any]:
 
 def _secs(value: timedelta, floor: int) -> str:
     return f"{max(floor, round(value.total_seconds()))}s"
+
+
+def checkout_route(namespace: str, name: str, stable: str) -> dict[str, Any]:
+    """The checkout-service's GatewayRoute on the ingress gateway: everything to stable."""
+    return {
+        "apiVersion": "appmesh.k8s.aws/v1beta2",
+        "kind": "GatewayRoute",
+        "metadata": {"name": name, "namespace": namespace},
+        "spec": {
+            "virtualGatewayRef": {"name": "ingress-gateway"},
+            "httpRoute": {
+                "match": {"prefix": "/checkout"},
+                "action": {
+                    "weightedTargets": [{"virtualService": {"virtualServiceRef": {"name": stable}}, "weight": 100}]
+                },
+            },
+        },
+    }
 
 
 def show(obj: RolloutObject, started: float) -> str:
@@ -83,7 +112,9 @@ def follow(
     revision: str,
     on_step: dict[int, Any] | None = None,
     timeout: float = 600,
+    also: Any = None,
 ) -> RolloutObject:
+    """Print the run's progress until it reaches a phase of ``until`` (``also(obj)``: more to say)."""
     assert stack.kube is not None
     started, last = time.monotonic(), ""
     while time.monotonic() - started < timeout:
@@ -94,7 +125,7 @@ def follow(
             continue
         state = obj.state()
         if state.revision == revision:
-            line = show(obj, started)
+            line = show(obj, started) + (also(obj) if also is not None else "")
             if line.split("s  ", 1)[-1] != last.split("s  ", 1)[-1]:
                 print(line, flush=True)
                 last = line
@@ -116,12 +147,20 @@ def run(factor: float, keep: bool) -> int:
     namespace, name = policy.metadata.namespace, policy.metadata.name
     policy_dir = Path(tempfile.mkdtemp(prefix="rollout-demo-policies-"))
     print("rollout demo: starting kube-apiserver + etcd, Prometheus, the traffic exporter and the daemon...")
-    with Stack(total_rps=2000.0) as stack:
+    ab = load_paths([CHECKOUT_AB]).rollouts[0].rollout
+    with Stack(total_rps=TOTAL_RPS) as stack:
         assert stack.kube is not None and stack.prometheus is not None
         stack.add_route(namespace)
         stack.exporter.set_backend(V3, rps=0.0, error_rate=0.001, latency_median_ms=20, latency_p99_ms=120)
+        stack.plane.create_namespace(ab.metadata.namespace)
+        route = ab.spec.router.ref.name
+        for backend in (ab.spec.stable, ab.spec.canary):
+            stack.exporter.set_backend(backend, rps=0.0, error_rate=0.001, latency_median_ms=20, latency_p99_ms=120)
+        stack.kube.create(
+            GATEWAY_ROUTES, ab.metadata.namespace, checkout_route(ab.metadata.namespace, route, ab.spec.stable)
+        )
         daemon = stack.daemon(
-            namespaces=[namespace],
+            namespaces=[namespace, ab.metadata.namespace],
             ROLLOUT_POLICY_DIR=str(policy_dir),
             ROLLOUT_LEADER__ENABLED="false",
             ROLLOUT_LOG_FORMAT="json",
@@ -160,7 +199,8 @@ def run(factor: float, keep: bool) -> int:
         took = f" {time.monotonic() - spiked['at']:.1f}s after the fault" if "at" in spiked else ""
         print(f"   => {done.status.get('phase')}{took}: {done.state().end_reason}")
         if stack.mesh is not None:
-            print(f"   route now: {stack.mesh.weights(namespace, 'recommendation-canary-gateway-route')}")
+            print(f"   route now: {stack.mesh.weights(namespace, 'recommendation-canary-gateway-route')}\n")
+        a_b(stack, policy_dir, ab)
         if keep:
             print("\n--keep: the stack stays up until Ctrl-C")
             try:
@@ -170,6 +210,61 @@ def run(factor: float, keep: bool) -> int:
                 pass
     print("rollout demo: stopped everything and removed the temporary files.")
     return 0
+
+
+def a_b(stack: Stack, policy_dir: Path, ab: Rollout) -> None:
+    """Part 3: the checkout-service A/B test, with the mesh's traffic per backend shown live."""
+    assert stack.kube is not None and stack.mesh is not None
+    namespace, name, route = ab.metadata.namespace, ab.metadata.name, ab.spec.router.ref.name
+    stack.mesh.routes[:] = [MeshRoute(namespace, route)]  # from now on the mesh's traffic goes through checkout
+    doc = compressed(ab, AB_SPEED)
+    (policy_dir / "checkout-ab.yaml").write_text(yaml.safe_dump(doc, sort_keys=False))
+    share = stack.mesh.header_share
+    header = ", ".join(f"{k}: {v}" for k, v in stack.mesh.headers.items())
+    print(
+        f"3) {ab.spec.stable} -> {ab.spec.canary} as an A/B test (policies/checkout-ab.yaml, timings / {AB_SPEED:g}):\n"
+        f"   {share:.0%} of the mesh's requests carry `{header}`; only those may reach the beta"
+    )
+
+    def traffic(obj: RolloutObject) -> str:
+        served = stack.exporter.profiles()
+        beta, stable = served[ab.spec.canary]["rps"], served[ab.spec.stable]["rps"]
+        match = obj.status.get("match") or "none"
+        return f" | match: {match}; beta {beta:.0f} req/s, stable {stable:.0f} req/s"
+
+    shown: dict[str, bool] = {}
+
+    def companion() -> None:
+        assert stack.kube is not None
+        with contextlib.suppress(Exception):
+            made = stack.kube.get(GATEWAY_ROUTES, namespace, f"rollout-ab-{route}")
+            spec = made["spec"]
+            targets = [
+                t["virtualService"]["virtualServiceRef"]["name"] for t in spec["httpRoute"]["action"]["weightedTargets"]
+            ]
+            print(
+                f"   companion GatewayRoute {made['metadata']['name']}: priority {spec.get('priority')}, "
+                f"match {spec['httpRoute']['match']}, to {targets}",
+                flush=True,
+            )
+            shown["companion"] = True
+
+    def also(obj: RolloutObject) -> str:
+        if obj.status.get("match") and not shown:
+            companion()
+        return traffic(obj)
+
+    done = follow(
+        stack,
+        namespace,
+        name,
+        ("Promoted", "RolledBack", "Paused"),
+        revision=Rollout.model_validate(doc).revision,
+        also=also,
+    )
+    print(f"   => {done.status.get('phase')}: {done.state().end_reason or done.status.get('message')}")
+    gone = not any(r["metadata"]["name"].startswith("rollout-ab-") for r in stack.kube.list(GATEWAY_ROUTES, namespace))
+    print(f"   route now: {stack.mesh.weights(namespace, route)}; companion removed: {gone}")
 
 
 def main(argv: list[str] | None = None) -> int:

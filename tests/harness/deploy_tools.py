@@ -4,8 +4,9 @@ into objects; and applying objects to a real API server the way ``kubectl apply 
 does (discovery maps each kind to its resource, then one server-side-apply PATCH per object).
 
 Owns finding the binaries (versions are read from the build script, the one place they are named)
-and running them; it must not download anything (a missing binary raises with the build command)
-and talks only to the ControlPlane it is given.
+and running them; it must not download anything (a missing binary raises with the build command),
+writes only to temporary directories (an overlay it builds) and talks only to the ControlPlane it is
+given.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import tempfile
 import time
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
@@ -97,6 +99,20 @@ def helm(*args: str | Path, values: Mapping[str, Any] | None = None) -> str:
 
 def kustomize_build(directory: Path) -> list[dict[str, Any]]:
     return objects(run([binary("kustomize"), "build", directory]))
+
+
+def kustomize_build_with(base: Path, components: Sequence[Path]) -> list[dict[str, Any]]:
+    """``kustomize build`` of an overlay holding only ``base`` and ``components``, as a user's overlay
+    adding them would render (written to a temporary directory; kustomize wants relative paths)."""
+    with tempfile.TemporaryDirectory(prefix="rollout-overlay-") as tmp:
+        spec = {
+            "apiVersion": "kustomize.config.k8s.io/v1beta1",
+            "kind": "Kustomization",
+            "resources": [os.path.relpath(base, tmp)],
+            "components": [os.path.relpath(c, tmp) for c in components],
+        }
+        (Path(tmp) / "kustomization.yaml").write_text(yaml.safe_dump(spec))
+        return kustomize_build(Path(tmp))
 
 
 # --- applying to a real API server ------------------------------------------------------------

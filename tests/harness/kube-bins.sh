@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Build the real kube-apiserver and etcd used by the tests and `make demo`, once, from the Go
-# module proxy, into a version-named cache directory outside the repository.
+# Build the real kube-apiserver, etcd and kubectl used by the tests and `make demo`, once, from the
+# Go module proxy, into a version-named cache directory outside the repository.
 #
 #   KUBE_VERSION (default v1.37.2), ETCD_VERSION (default v3.7.3), ROLLOUT_CACHE (default ~/.cache/rollout)
 #   KUBEBUILDER_ASSETS set and holding both binaries: nothing is built.
@@ -14,7 +14,7 @@ KUBE_VERSION="${KUBE_VERSION:-v1.37.2}"
 ETCD_VERSION="${ETCD_VERSION:-v3.7.3}"
 CACHE="${ROLLOUT_CACHE:-$HOME/.cache/rollout}"
 
-if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" ]]; then
+if [[ -n "${KUBEBUILDER_ASSETS:-}" && -x "$KUBEBUILDER_ASSETS/kube-apiserver" && -x "$KUBEBUILDER_ASSETS/etcd" && -x "$KUBEBUILDER_ASSETS/kubectl" ]]; then
   echo "kube-bins: using KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
   exit 0
 fi
@@ -51,4 +51,5 @@ build() { # name module version package
 
 build etcd go.etcd.io/etcd/server/v3 "$ETCD_VERSION" go.etcd.io/etcd/server/v3
 build kube-apiserver k8s.io/kubernetes "$KUBE_VERSION" k8s.io/kubernetes/cmd/kube-apiserver
+build kubectl k8s.io/kubernetes "$KUBE_VERSION" k8s.io/kubernetes/cmd/kubectl
 echo "kube-bins: ready in $OUT"

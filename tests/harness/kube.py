@@ -54,9 +54,12 @@ def binaries_dir() -> Path:
 
 
 def upstream_crds_dir() -> Path | None:
-    """The real upstream CRDs (``../shared/crds`` next to the clone), when present."""
-    candidate = REPO_ROOT.parent / "shared" / "crds"
-    return candidate if candidate.is_dir() else None
+    """The real upstream CRDs (``../shared/crds`` next to the clone, or next to the directory of
+    worktrees the clone is in, e.g. ``wt/<branch>``), when present."""
+    for candidate in (REPO_ROOT.parent / "shared" / "crds", REPO_ROOT.parent.parent / "shared" / "crds"):
+        if candidate.is_dir():
+            return candidate
+    return None
 
 
 def free_port() -> int:

@@ -1,7 +1,8 @@
 """The embedded local stack for e2e tests and ``make demo``: a real kube-apiserver + etcd with the
-Rollout CRD and the route CRDs, the seed's GatewayRoute, the synthetic traffic exporter, a real
-Prometheus scraping it, a "mesh" thread that splits traffic by the live route weights (as Envoy
-would), and the daemon itself as a subprocess.
+Rollout CRD and the route CRDs (the fixtures, or the real upstream ones), the seed's GatewayRoute,
+the synthetic traffic exporter, a real Prometheus scraping it, a "mesh" thread that routes
+synthetic requests by the live routes (weights, and the header matches and priorities of an A/B
+step's managed route, as Envoy would; see ``mesh.py``), and the daemon itself as a subprocess.
 
 Owns start-up order and clean-up of all of it; it decides nothing about rollouts.
 """
@@ -15,17 +16,17 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
-from rollout.kube.client import KubeClient
+from rollout.kube.client import KubeClient, Resource
 from rollout.kube.commands import admission_policy
 from rollout.routers.gatewayroute import GATEWAY_ROUTES
 from tests.harness.exporter import TrafficExporter
-from tests.harness.kube import CRD_FIXTURES, ControlPlane, free_port
+from tests.harness.kube import CRD_FIXTURES, ControlPlane, free_port, upstream_crds_dir
+from tests.harness.mesh import Mesh, MeshRoute
 from tests.harness.prometheus import PrometheusServer
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -34,6 +35,11 @@ COMMANDS_CRD = ROOT / "deploy" / "base" / "crd-rolloutcommands.yaml"
 ADMIN = "rollout-admin"  # the harness's admin user: the daemons here run as it, so it is "the daemon" for the policy
 STABLE, CANARY = "recommendation-service-v1", "recommendation-service-v2"
 ROUTE = "recommendation-canary-gateway-route"
+UPSTREAM_CRDS = (
+    "appmesh.k8s.aws_gatewayroutes.yaml",
+    "appmesh.k8s.aws_virtualrouters.yaml",
+    "gateway.networking.k8s.io_httproutes.yaml",
+)
 
 
 def gateway_route(namespace: str, name: str = ROUTE, stable: str = STABLE, canary: str | None = None) -> dict[str, Any]:
@@ -52,52 +58,6 @@ def gateway_route(namespace: str, name: str = ROUTE, stable: str = STABLE, canar
             }
         },
     }
-
-
-class Mesh:
-    """Splits ``total_rps`` between the backends of a GatewayRoute by its live weights, like Envoy."""
-
-    def __init__(self, kube: KubeClient, exporter: TrafficExporter, *, total_rps: float, period: float = 0.2) -> None:
-        self.kube, self.exporter, self.total_rps, self.period = kube, exporter, total_rps, period
-        self.routes: list[tuple[str, str]] = []
-        self.canary_traffic = True  # False: the canary gets no requests whatever its weight
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="mesh", daemon=True)
-
-    def start(self) -> Mesh:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=5)
-
-    def weights(self, namespace: str, name: str) -> dict[str, int]:
-        route = self.kube.get(GATEWAY_ROUTES, namespace, name)
-        targets = route["spec"]["httpRoute"]["action"]["weightedTargets"]
-        return {t["virtualService"]["virtualServiceRef"]["name"]: int(t.get("weight", 0)) for t in targets}
-
-    def _run(self) -> None:
-        last: dict[tuple[str, str], dict[str, int]] = {}  # a route that cannot be read keeps its last split
-        backends: set[str] = set()
-        while not self._stop.is_set():
-            routes = list(self.routes)
-            for route in routes:
-                with contextlib.suppress(Exception):  # the route may be mid-creation; next round
-                    last[route] = self.weights(*route)
-            # Every route carries ``total_rps``; a backend behind several routes gets the sum.
-            rps: dict[str, float] = dict.fromkeys(backends, 0.0)
-            for route in routes:
-                weights = last.get(route, {})
-                total = sum(weights.values()) or 1
-                for backend, weight in weights.items():
-                    rps[backend] = rps.get(backend, 0.0) + self.total_rps * weight / total
-            for backend, value in rps.items():
-                if backend == CANARY and not self.canary_traffic:
-                    value = 0.0
-                self.exporter.set_backend(backend, rps=value)
-            backends.update(rps)
-            self._stop.wait(self.period)
 
 
 class Daemon:
@@ -170,8 +130,11 @@ class Daemon:
 class Stack:
     """Everything ``make demo`` and the e2e tests run against; a context manager."""
 
-    def __init__(self, *, total_rps: float = 200.0, workdir: Path | None = None) -> None:
+    def __init__(self, *, total_rps: float = 200.0, workdir: Path | None = None, upstream_crds: bool = False) -> None:
+        """``upstream_crds``: install the real upstream App Mesh and Gateway API CRDs
+        (``../shared/crds``) instead of the fixtures (whose GatewayRoute has weighted targets)."""
         self.total_rps = total_rps
+        self.upstream_crds = upstream_crds
         self._own_dir = workdir is None
         self.workdir = workdir or Path(tempfile.mkdtemp(prefix="rollout-stack-"))
         self.plane = ControlPlane(name="rollout-stack")
@@ -190,7 +153,7 @@ class Stack:
     def start(self) -> Stack:
         try:
             self.plane.start()
-            self.plane.apply_crds([ROLLOUT_CRD, COMMANDS_CRD, *sorted(CRD_FIXTURES.glob("*.yaml"))])
+            self.plane.apply_crds([ROLLOUT_CRD, COMMANDS_CRD, *self._route_crds()])
             install_admission_policy(self.plane, daemon=ADMIN)
             self.plane.create_namespace("rollout-system")
             self.kube = KubeClient.from_kubeconfig(str(self.plane.kubeconfig))
@@ -198,16 +161,35 @@ class Stack:
             for backend in (STABLE, CANARY):
                 self.exporter.set_backend(backend, rps=0.0, error_rate=0.001, latency_median_ms=20, latency_p99_ms=120)
             self.prometheus = PrometheusServer([self.exporter.address]).start()
-            self.mesh = Mesh(self.kube, self.exporter, total_rps=self.total_rps).start()
+            self.mesh = Mesh(self.kube, self.exporter, total_rps=self.total_rps, canary=CANARY).start()
         except BaseException:
             self.stop()
             raise
         return self
 
-    def add_route(self, namespace: str, name: str = ROUTE) -> None:
+    def _route_crds(self) -> list[Path]:
+        if not self.upstream_crds:
+            return sorted(CRD_FIXTURES.glob("*.yaml"))
+        where = upstream_crds_dir()
+        if where is None:
+            raise FileNotFoundError("../shared/crds (the upstream CRDs) is not present next to this clone")
+        return [where / f for f in UPSTREAM_CRDS]
+
+    def add_route(
+        self,
+        namespace: str,
+        name: str = ROUTE,
+        *,
+        manifest: dict[str, Any] | None = None,
+        resource: Resource = GATEWAY_ROUTES,
+        path: str | None = None,
+        stable: str = STABLE,
+    ) -> None:
+        """Create a route (default: the seed's GatewayRoute) and send the mesh's traffic through it."""
         assert self.kube is not None and self.mesh is not None
-        self.kube.create(GATEWAY_ROUTES, namespace, gateway_route(namespace, name))
-        self.mesh.routes.append((namespace, name))
+        self.kube.create(resource, namespace, manifest or gateway_route(namespace, name, stable=stable))
+        kind = resource.kind.lower()
+        self.mesh.routes.append(MeshRoute(namespace, name, kind, path))
 
     def daemon_env(self, *, namespaces: list[str], name: str = "daemon", **extra: str) -> dict[str, str]:
         assert self.prometheus is not None

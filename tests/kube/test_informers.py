@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from rollout.errors import KubeError
+from rollout.errors import KubeError, KubeNotFound
 from rollout.kube.informers import Informer, drop_managed_fields, is_newer
 from rollout.kube.watches import ResourceExpired
 from tests.fakes.listwatch import FakeListWatch
@@ -187,6 +187,18 @@ def test_stop_is_prompt_during_a_long_backoff_and_during_a_watch(source: FakeLis
     watching.stop(timeout=5)
     assert source.open_watches() == 0
     assert not any(t.name.startswith("informer-") for t in threading.enumerate())
+
+
+def test_a_resource_not_served_counts_as_empty_and_is_listed_again_until_it_is(
+    source: FakeListWatch, informer: Informer
+) -> None:
+    source.put("a", "one", weight=1)
+    source.fail_lists.extend(KubeNotFound(f"cannot list widgets: not found #{i}") for i in range(3))
+    seen = Seen(informer)
+    informer.start()
+    assert informer.wait_synced(5), "a missing CRD must not keep readiness waiting"
+    assert seen.take(1) == [("add", "one", "1")]  # the CRD appears: its objects arrive
+    assert len(source.lists) == 4 and informer.stats().errors == 3
 
 
 def test_apply_puts_our_write_in_the_cache_and_the_echo_is_nothing_new(

@@ -63,7 +63,19 @@ def _address(url: str) -> dict[str, Any]:
     return mutate("analysis.prometheus.address", url)
 
 
+_AB = {"headers": [{"name": "X-Experiment-ID", "exact": "beta"}]}
 INVALID: dict[str, dict[str, Any]] = {
+    "A/B weight below the plan's": mutate("steps.2", {"match": {**_AB, "weight": 0}}),
+    "A/B weight 100": mutate("steps.1", {"match": {**_AB, "weight": 100}}),
+    "A/B header present false": mutate("steps.1", {"match": {"headers": [{"name": "x-beta", "present": False}]}}),
+    "A/B header with no condition": mutate("steps.1", {"match": {"headers": [{"name": "x-beta"}]}}),
+    "A/B header name with a space": mutate("steps.1", {"match": {"headers": [{"name": "x beta", "exact": "1"}]}}),
+    "A/B 11 headers on App Mesh": mutate(
+        "router",
+        {"virtualRouter": {"name": "web"}},
+        mutate("steps.1", {"match": {"headers": [{"name": f"x-{i}", "exact": "1"} for i in range(11)]}}),
+    ),
+    "A/B match null": mutate("steps.1", {"match": None}),
     # item 6: policies that switch off the safety net
     "backendValue without {backend}": mutate("analysis.metricLabels.backendValue", "web"),
     "backendValue with another variable": mutate("analysis.metricLabels.backendValue", "{backend}-{namespace}"),
@@ -156,6 +168,24 @@ VALID: dict[str, dict[str, Any]] = {
     "address loopback v6": _address("http://[::1]:9090"),
     "address service name": _address("http://prometheus.monitoring.svc:9090"),
     "pause without options": mutate("steps.1", {"pause": None}),
+    "A/B exact and regex headers, query, weight": mutate(
+        "steps.1",
+        {
+            "match": {
+                "headers": [{"name": "X-Experiment-ID", "exact": "beta"}, {"name": "X-Tier", "regex": "gold|silver"}],
+                "queryParams": [{"name": "exp", "regex": "b.*"}],
+                "weight": 1,
+                "expectedShare": 5,
+            }
+        },
+    ),
+    "A/B prefix and present on a GatewayRoute": mutate(
+        "router",
+        {"gatewayRoute": {"name": "web"}},
+        mutate(
+            "steps.1", {"match": {"headers": [{"name": "x-beta", "present": True}, {"name": "x-t", "prefix": "g"}]}}
+        ),
+    ),
     "approval without options": mutate("steps.2", {"approval": None}),
     "header value with a tab": mutate("analysis.prometheus.headers", {"X-Scope-OrgID": "a\tb"}),
     "100 steps": mutate("steps", [{"setWeight": 1}] * 99 + [{"setWeight": 100}]),

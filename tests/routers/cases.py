@@ -76,6 +76,41 @@ def gateway_route(name: str, stable: int | None, canary: int | None, with_canary
     }
 
 
+def gateway_route_seed(name: str, stable: int | None, canary: int | None, with_canary: bool) -> dict[str, Any]:
+    """The same route in the seed manifests' layout: spec.gatewayRouteName and spec.routeSpec."""
+    route = gateway_route(name, stable, canary, with_canary)
+    spec = route["spec"]
+    route["spec"] = {
+        "gatewayRouteName": name,
+        "meshRef": spec["meshRef"],
+        "virtualGatewayRef": spec["virtualGatewayRef"],
+        "routeSpec": {"priority": spec["priority"], "httpRoute": spec["httpRoute"]},
+    }
+    return route
+
+
+def gateway_route_single(name: str, stable: int | None, canary: int | None, with_canary: bool) -> dict[str, Any]:
+    """A GatewayRoute as the real App Mesh CRD holds it: one ``action.target`` (the stable service)."""
+    del stable, canary, with_canary
+    return {
+        "apiVersion": "appmesh.k8s.aws/v1beta2",
+        "kind": "GatewayRoute",
+        "metadata": {"name": name, "labels": {"app": "reco"}},
+        "spec": {
+            "priority": 10,
+            "meshRef": {"name": "global", "uid": "0b1c2d3e"},
+            "virtualGatewayRef": {"name": "ingress-gw", "namespace": "mesh", "uid": "9f8e7d6c"},
+            "httpRoute": {
+                "match": {"prefix": "/reco", "headers": [{"name": "x-tier", "match": {"exact": "gold"}}]},
+                "action": {
+                    "target": {"virtualService": {"virtualServiceRef": {"name": STABLE}}},
+                    "rewrite": {"prefix": {"defaultPrefix": "DISABLED"}},
+                },
+            },
+        },
+    }
+
+
 def virtual_router(name: str, stable: int | None, canary: int | None, with_canary: bool) -> dict[str, Any]:
     return {
         "apiVersion": "appmesh.k8s.aws/v1beta2",
@@ -245,14 +280,19 @@ def _hr_router(c: KubeClient, n: str, ns: str, backends: tuple[str, str], g: Wri
 
 
 def kube_case(kind: str, case_id: str, client: KubeClient, namespace: str) -> RouteCase:
-    if kind == "gatewayroute":
+    """``kind``: gatewayroute, gatewayroute_seed (routeSpec layout), gatewayroute_single (one target),
+    virtualrouter or httproute."""
+    if kind.startswith("gatewayroute"):
+        seed = kind == "gatewayroute_seed"
         return RouteCase(
             case_id,
             namespace,
             client,
             GATEWAY_ROUTES,
-            gateway_route,
-            ("spec", "httpRoute", "action", "weightedTargets"),
+            {"gatewayroute": gateway_route, "gatewayroute_seed": gateway_route_seed}.get(kind, gateway_route_single),
+            ("spec", "routeSpec", "httpRoute", "action", "weightedTargets")
+            if seed
+            else ("spec", "httpRoute", "action", "weightedTargets"),
             lambda e: str(e["virtualService"]["virtualServiceRef"]["name"]),
             _gr_router,
         )

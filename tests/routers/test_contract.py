@@ -24,7 +24,14 @@ from tests.harness.kube import ControlPlane
 from tests.routers.cases import CANARY, OTHER, OTHER_WEIGHT, STABLE, RouteCase, kube_case
 
 POLICY_WEIGHTS = (0, 5, 25, 50, 100)
-KUBE_CASES = ("gatewayroute", "virtualrouter", "httproute", "virtualrouter-upstream", "httproute-upstream")
+KUBE_CASES = (
+    "gatewayroute",
+    "gatewayroute_seed",
+    "virtualrouter",
+    "httproute",
+    "virtualrouter-upstream",
+    "httproute-upstream",
+)
 ALL_CASES = ("memory", *KUBE_CASES)
 _names = itertools.count()
 
@@ -98,7 +105,9 @@ def test_every_other_field_is_preserved(case: RouteCase) -> None:
     assert stored == {STABLE: 75, CANARY: 25, OTHER: OTHER_WEIGHT}
 
 
-@pytest.mark.parametrize("case", ["gatewayroute", "virtualrouter", "virtualrouter-upstream"], indirect=True)
+@pytest.mark.parametrize(
+    "case", ["gatewayroute", "gatewayroute_seed", "virtualrouter", "virtualrouter-upstream"], indirect=True
+)
 def test_missing_canary_is_added_at_zero_and_nothing_removed(case: RouteCase) -> None:
     name = _route_name()
     case.create(name, raw=(100, None), with_canary=False)

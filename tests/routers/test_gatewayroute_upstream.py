@@ -80,3 +80,25 @@ def test_upstream_gatewayroute_prunes_the_seed_shape(upstream_control_plane: Con
         assert "timeout" not in stored["spec"]["httpRoute"]  # not in the real schema either
     finally:
         client.close()
+
+
+def test_upstream_gatewayroute_switches_its_single_target_for_0_and_100(upstream_control_plane: ControlPlane) -> None:
+    """A GatewayRoute with one target can carry 0% or 100% canary: rollout switches the target
+    (promotion and rollback), changing nothing else."""
+    plane = upstream_control_plane
+    plane.create_namespace("gr-switch")
+    client = KubeClient.from_kubeconfig(str(plane.kubeconfig))
+    try:
+        client.create(GATEWAY_ROUTES, "gr-switch", _single_target_route("reco"))
+        before = client.get(GATEWAY_ROUTES, "gr-switch", "reco")
+        router = GatewayRouteRouter(client, GatewayRouteRef(name="reco"), "gr-switch", STABLE, CANARY)
+        assert router.set_weights(Weights.of_canary(100), expected=STABLE_ONLY) == Weights.of_canary(100)
+        after = client.get(GATEWAY_ROUTES, "gr-switch", "reco")
+        action = after["spec"]["httpRoute"]["action"]
+        assert action["target"] == {"virtualService": {"virtualServiceRef": {"name": CANARY}}}
+        assert action["rewrite"] == before["spec"]["httpRoute"]["action"]["rewrite"]
+        assert after["spec"]["httpRoute"]["match"] == before["spec"]["httpRoute"]["match"]
+        assert router.set_weights(STABLE_ONLY, expected=Weights.of_canary(100)) == STABLE_ONLY
+        assert client.get(GATEWAY_ROUTES, "gr-switch", "reco")["spec"] == before["spec"]
+    finally:
+        client.close()

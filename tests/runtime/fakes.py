@@ -1,6 +1,7 @@
 """In-memory stand-ins for the shell's fast tests: Rollout objects with resourceVersions and
 conditional status writes, RolloutCommands, leadership that can be lost, telemetry and events that
-record, a counter provider that turns a MemoryRouter's weights into exact readings, and a clock."""
+record, a counter provider that turns a MemoryRouter's weights (and an A/B step's managed route)
+into exact readings, and a clock."""
 
 from __future__ import annotations
 
@@ -55,7 +56,7 @@ def rollout_doc(
             "router": {"gatewayRoute": router},
             "stable": "v1",
             "canary": "v2",
-            "steps": steps or [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],
+            "steps": steps or [{"setWeight": 20}, {"setWeight": 50}, {"setWeight": 100}],  # A/B: {"match": ...}
             "analysis": {
                 "interval": "10s",
                 "judge": "threshold",
@@ -145,27 +146,32 @@ class FakeTelemetry:
 @dataclass
 class FakeEvents:
     recorded: list[tuple[str, str, str]] = field(default_factory=list)
+    series: dict[str, tuple[int, datetime]] = field(default_factory=dict)  # event name -> (count, last)
 
     def record(
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
-    ) -> None:
+    ) -> str:
         self.recorded.append((f"{namespace}/{name}", reason, message))
+        return f"{name}.{len(self.recorded)}"
+
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None:
+        self.series[event] = (count, now)
 
 
 @dataclass
 class FakeNotifications:
     sent: list[tuple[str, str]] = field(default_factory=list)
 
-    def notify(self, key: str, action: Any, policy: Any) -> None:
-        self.sent.append((key, action.event))
+    def notify(self, snapshot: Any, note: Any) -> None:
+        self.sent.append((snapshot.rollout, note.event))
 
-    def request_approval(self, key: str, action: Any, policy: Any) -> None:
-        self.sent.append((key, "approval"))
+    def request_approval(self, snapshot: Any, request: Any) -> None:
+        self.sent.append((snapshot.rollout, "approval"))
 
-    def approval_resolved(self, key: str, action: Any, policy: Any) -> None:
-        self.sent.append((key, f"approval-{action.resolution.value}"))
+    def approval_resolved(self, snapshot: Any, resolved: Any) -> None:
+        self.sent.append((snapshot.rollout, f"approval-{resolved.resolution.value}"))
 
-    def update(self, snapshot: Any, policy: Any) -> None:
+    def update(self, snapshot: Any) -> None:
         self.sent.append((snapshot.rollout, f"update:{snapshot.phase}:{snapshot.canary_weight}"))
 
 
@@ -187,8 +193,9 @@ class Routes:
 class CounterProvider:
     """Exact counters per backend, advanced at each collect by the routes' live weights."""
 
-    def __init__(self, routes: Routes, clock: Clock, *, rps: float = 50.0) -> None:
+    def __init__(self, routes: Routes, clock: Clock, *, rps: float = 50.0, matching: float = 0.2) -> None:
         self.routes, self.clock, self.rps = routes, clock, rps
+        self.matching = matching  # share of requests matching an A/B step's managed route, when there is one
         self.error_rate: dict[str, float] = {"v1": 0.0, "v2": 0.0}
         self._counters: dict[tuple[str, str], TargetCounters] = {}
         self.calls: list[int] = []
@@ -198,11 +205,14 @@ class CounterProvider:
         out = {}
         for request in batch:
             router = self.routes.route(request.namespace)
-            weights = router.get_weights()
+            weights, match = router.peek()
+            assert weights is not None
+            matching = self.matching if match is not None else 0.0
+            canary = 100 * matching + (1 - matching) * weights.canary
             arms = {}
             for arm, backend, share in (
-                ("canary", request.canary, weights.canary),
-                ("stable", request.stable, weights.stable),
+                ("canary", request.canary, canary),
+                ("stable", request.stable, 100 - canary),
             ):
                 old = self._counters.get((request.key, arm), TargetCounters(0.0, 0.0, T0.timestamp()))
                 dt = max(0.0, at.timestamp() - old.at)

@@ -13,10 +13,11 @@ from typing import Any
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from rollout.core.matches import RouteMatch
 from rollout.core.states import Phase, Weights
 from rollout.kube.rollouts import RolloutObject
 from rollout.policy.models import RouterSpec
-from rollout.routers.base import Router
+from rollout.routers.base import RouteOwner, Router
 from rollout.runtime.scheduling import RolloutScheduler
 from rollout.runtime.telemetry import Telemetry
 from tests.runtime.fakes import FakeRollouts, rollout_doc
@@ -83,6 +84,16 @@ class HookedRouter:
     def set_weights(self, target: Weights, *, expected: Weights | None) -> Weights:
         self.deletions.at(self.key, "route-write")
         return self.inner.set_weights(target, expected=expected)
+
+    def get_match(self) -> RouteMatch | None:
+        self.deletions.at(self.key, "route-read")
+        return self.inner.get_match()
+
+    def set_match(
+        self, target: RouteMatch | None, *, expected: RouteMatch | None, check: bool, owner: RouteOwner | None
+    ) -> RouteMatch | None:
+        self.deletions.at(self.key, "route-write")
+        return self.inner.set_match(target, expected=expected, check=check, owner=owner)
 
 
 @dataclass

@@ -1,47 +1,68 @@
-"""SlackInteractions: signed clicks on the buttons SlackNotifier posted become operator Commands."""
+"""SlackInteractions: clicks on the buttons SlackNotifier posted (signed HTTP posts or Socket Mode
+payloads) become operator Commands; the clicker is answered through the payload's response_url."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from slack_sdk.signature import SignatureVerifier
 
-from rollout.core.actions import RequestApproval
 from rollout.core.states import Command, CommandKind
-from rollout.errors import KubeConflict
+from rollout.errors import KubeConflict, NotifierError
 from rollout.kube.commands import CommandObject, command_body
 from rollout.notifiers.slack import APPROVE_ACTION, REJECT_ACTION, SlackNotifier
+from rollout.runtime.answering import Click
 from rollout.runtime.interacting import SlackInteractions
 from tests.harness.slack import Message, SlackStandIn, block_actions, signed_interaction
 from tests.harness.slack_fixtures import SIGNING_SECRET as SECRET
+from tests.notifiers.samples import APPROVAL, WAITING
 
 NOW = datetime(2025, 3, 4, 12, 0, 0, tzinfo=UTC)
 TS = int(NOW.timestamp())
 APPROVER, STRANGER = "U012AB3CD", "U0STRANGER"
+HOOKS = "https://hooks.slack.com/"
 
 
 @dataclass
 class Recorder:
     approvers: dict[str, Sequence[str]] = field(default_factory=lambda: {"shop/recs": [APPROVER]})
+    groups: dict[str, frozenset[str]] = field(default_factory=dict)
     submitted: list[tuple[str, str, Command]] = field(default_factory=list)
+    answered: list[tuple[str, str]] = field(default_factory=list)
+    expected: list[tuple[str, str, Click]] = field(default_factory=list)
     fail: Exception | None = None
 
-    def submit(self, namespace: str, name: str, command: Command) -> None:
+    def submit(self, namespace: str, name: str, command: Command) -> str:
         if self.fail is not None:
             raise self.fail
         self.submitted.append((namespace, name, command))
+        return f"{name}-approve-{len(self.submitted)}"
 
-    def interactions(self, secret: str) -> SlackInteractions:
-        return SlackInteractions(secret, self.submit, self.approvers.get, lambda: NOW)
+    def members(self, group: str) -> frozenset[str]:
+        if group not in self.groups:
+            raise NotifierError(f"slack usergroups.users.list failed: no_such_subteam ({group})")
+        return self.groups[group]
+
+    def interactions(self, secret: str | None) -> SlackInteractions:
+        return SlackInteractions(
+            secret,
+            self.submit,
+            self.approvers.get,
+            lambda: NOW,
+            members=self.members,
+            respond=lambda url, text: self.answered.append((url, text)),
+            expect=lambda ns, name, click: self.expected.append((ns, name, click)),
+        )
 
 
 def post_approval(api: SlackStandIn, token: str, rollout: str = "shop/recs") -> Message:
     notifier = SlackNotifier.connect(token, base_url=api.base_url)
-    notifier.request_approval(rollout, RequestApproval("approval-2", 2, "go on?", (APPROVER,), "#deploys"))
+    snapshot = replace(WAITING, rollout=rollout)
+    notifier.request_approval(snapshot, replace(APPROVAL, key="approval-2", number=2, approvers=(APPROVER,)))
     return api.messages[-1]
 
 
@@ -58,6 +79,17 @@ def test_approve_click_submits_an_approve_command_for_the_rollout(
     status, answer = rec.interactions(slack_signing_secret).handle(headers, body)
     assert status == 200
     assert answer["response_type"] == "ephemeral"
+    assert rec.answered == []  # the truthful answer comes once the daemon has acted on the command
+    [(ns, name, waiting)] = rec.expected
+    assert (ns, name, waiting.kind, waiting.user, waiting.step, waiting.key) == (
+        "shop",
+        "recs-approve-1",
+        CommandKind.APPROVE,
+        APPROVER,
+        2,
+        "approval-2",
+    )
+    assert waiting.response_url.startswith(HOOKS)
     # the handler cannot know whether the request is still pending: it says "recorded", never "approved"
     assert answer["text"] == (
         "Your approval of shop/recs at step 2 was recorded (by <@U012AB3CD>); "
@@ -133,11 +165,9 @@ def test_a_non_approver_is_refused(slack_api: SlackStandIn, slack_token: str, sl
         *click(message, APPROVE_ACTION, STRANGER, slack_signing_secret)
     )
     assert status == 200
-    assert answer == {
-        "response_type": "ephemeral",
-        "replace_original": False,
-        "text": "<@U0STRANGER> is not an approver of shop/recs; nothing was recorded.",
-    }
+    text = "<@U0STRANGER> is not an approver of shop/recs; nothing was recorded."
+    assert answer == {"response_type": "ephemeral", "replace_original": False, "text": text}
+    assert [t for _, t in rec.answered] == [text]  # said where Slack shows it: through the response_url
     assert rec.submitted == []
 
 
@@ -180,6 +210,7 @@ def test_a_failed_submit_is_a_503(slack_api: SlackStandIn, slack_token: str, sla
     )
     assert status == 503
     assert "resourceVersion changed" in answer["text"]
+    assert [t for _, t in rec.answered] == [answer["text"]]
 
 
 # --- signatures ------------------------------------------------------------------------------
@@ -252,3 +283,72 @@ def test_foreign_payloads_are_acknowledged_without_a_command(
     headers["X-Slack-Signature"] = str(SignatureVerifier(SECRET).generate_signature(timestamp=str(TS), body=body))
     assert handler.handle(headers, body)[0] == 400
     assert rec.submitted == []
+
+
+# --- user groups, Socket Mode, response_url ---------------------------------------------------------
+
+
+def test_a_member_of_an_approver_group_may_approve_and_the_group_is_recorded(
+    slack_api: SlackStandIn, slack_token: str, slack_signing_secret: str
+) -> None:
+    rec = Recorder(approvers={"shop/recs": [APPROVER, "S0RELEASE"]}, groups={"S0RELEASE": frozenset({"U0GROUPIE"})})
+    message = post_approval(slack_api, slack_token)
+    handler = rec.interactions(slack_signing_secret)
+    assert handler.handle(*click(message, APPROVE_ACTION, "U0GROUPIE", slack_signing_secret))[0] == 200
+    assert handler.handle(*click(message, APPROVE_ACTION, APPROVER, slack_signing_secret))[0] == 200
+    [(_, _, by_group), (_, _, by_id)] = rec.submitted
+    assert (by_group.slack_groups, by_id.slack_groups) == (("S0RELEASE",), ())  # an ID match looks nothing up
+    body = command_body("shop", "recs", by_group.kind, by="daemon", slack_user="U0GROUPIE", slack_groups=("S0RELEASE",))
+    body["metadata"] |= {"name": "c", "uid": "u1", "creationTimestamp": "2025-03-04T12:00:00Z"}
+    parsed = CommandObject(body).parse()
+    assert not isinstance(parsed, str) and parsed.slack_groups == ("S0RELEASE",)
+    handler.handle(*click(message, APPROVE_ACTION, STRANGER, slack_signing_secret))
+    assert len(rec.submitted) == 2
+    assert rec.answered[-1][1] == "<@U0STRANGER> is not an approver of shop/recs; nothing was recorded."
+
+
+def test_a_group_that_cannot_be_listed_records_nothing(
+    slack_api: SlackStandIn, slack_token: str, slack_signing_secret: str
+) -> None:
+    rec = Recorder(approvers={"shop/recs": ["S0GONE"]})
+    message = post_approval(slack_api, slack_token)
+    status, answer = rec.interactions(slack_signing_secret).handle(
+        *click(message, APPROVE_ACTION, APPROVER, slack_signing_secret)
+    )
+    assert (status, rec.submitted) == (503, [])
+    assert "Could not check the approver groups of shop/recs" in answer["text"]
+
+
+def test_a_socket_mode_payload_is_handled_without_a_signature(slack_api: SlackStandIn, slack_token: str) -> None:
+    rec = Recorder()
+    handler = rec.interactions(None)  # Socket Mode: no signing secret at all
+    payload = block_actions(post_approval(slack_api, slack_token), APPROVE_ACTION, user_id=APPROVER)
+    assert handler.handle_payload(payload)[0] == 200
+    assert [(ns, name, c.kind) for ns, name, c in rec.submitted] == [("shop", "recs", CommandKind.APPROVE)]
+    headers, body = signed_interaction(SECRET, payload, TS)
+    assert handler.handle(headers, body)[0] == 401  # and nothing POSTed can be verified
+    assert handler.handle_payload("not a payload") == (200, {"ok": True})
+    assert handler.handle_payload({"type": "block_actions", "actions": [{"action_id": APPROVE_ACTION}]})[0] == 400
+
+
+def test_a_response_url_elsewhere_is_never_used(slack_api: SlackStandIn, slack_token: str) -> None:
+    rec = Recorder()
+    payload = block_actions(post_approval(slack_api, slack_token), APPROVE_ACTION, user_id=STRANGER)
+    payload["response_url"] = "https://attacker.example/actions/1"
+    assert rec.interactions(None).handle_payload(payload)[0] == 200
+    assert (rec.answered, rec.submitted) == ([], [])
+
+
+def test_an_answer_that_cannot_be_sent_is_logged_not_raised(slack_api: SlackStandIn, slack_token: str) -> None:
+    def respond(url: str, text: str) -> None:
+        raise NotifierError("slack response_url failed: connection_error")
+
+    handler = SlackInteractions(None, Recorder().submit, {"shop/recs": [APPROVER]}.get, lambda: NOW, respond=respond)
+    payload = block_actions(post_approval(slack_api, slack_token), APPROVE_ACTION, user_id=STRANGER)
+    assert handler.handle_payload(payload)[0] == 200
+
+
+def test_odd_socket_payloads_get_json_replies() -> None:
+    odd: list[object] = [{}, [], None, 3]
+    replies: list[Any] = [Recorder().interactions(None).handle_payload(x) for x in odd]
+    assert replies == [(200, {"ok": True})] * 4

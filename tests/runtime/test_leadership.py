@@ -38,24 +38,33 @@ class Fleet:
     def __init__(self, replicas: int = 3, *, shards: int = 3, cached: bool = True, expected: int | None = None) -> None:
         self.clock, self.server = FakeClock(), LeaseServer()
         self.replicas: list[Replica] = []
+        self.shards, self.expected = shards, expected or replicas
         for n in range(replicas):
             leases = MemoryLeases(self.server, cached=cached)
             changes: list[frozenset[int]] = []
-            elector = ShardedElector(
-                leases,
-                f"r{n}",
-                name="rollout",
-                shards=shards,
-                expected_replicas=expected or replicas,
-                lease_seconds=LEASE,
-                renew_deadline_seconds=RENEW,
-                retry_seconds=RETRY,
-                monotonic=self.clock.monotonic,
-                wall=self.clock.wall,
-                on_change=changes.append,
+            self.replicas.append(
+                Replica(f"r{n}", leases, self._elector(leases, f"r{n}", changes), self.clock.now, changes=changes)
             )
-            self.replicas.append(Replica(f"r{n}", leases, elector, self.clock.now, changes=changes))
-        self.shards = shards
+
+    def _elector(self, leases: MemoryLeases, name: str, changes: list[frozenset[int]]) -> ShardedElector:
+        return ShardedElector(
+            leases,
+            name,
+            name="rollout",
+            shards=self.shards,
+            expected_replicas=self.expected,
+            lease_seconds=LEASE,
+            renew_deadline_seconds=RENEW,
+            retry_seconds=RETRY,
+            monotonic=self.clock.monotonic,
+            wall=self.clock.wall,
+            on_change=changes.append,
+        )
+
+    def restart(self, n: int) -> None:
+        """Replica ``n`` starts again (a new process, the same identity), e.g. after a graceful shutdown."""
+        r = self.replicas[n]
+        r.elector, r.alive, r.due = self._elector(r.leases, r.name, r.changes), True, self.clock.now
 
     def holders(self, shard: int) -> list[str]:
         return [r.name for r in self.replicas if r.elector.holds(shard)]
@@ -355,14 +364,39 @@ def test_never_two_holders_of_a_shard_under_random_interleavings(
             slow[:] = [amount]
         elif action == "meanwhile":  # a round of this replica's, before or after the next write is stored
             meanwhile[:] = [(replica, "before" if amount < 6 else "after")]
-        elif action == "release" and replica.alive:
+        elif action == "release" and replica.alive:  # a graceful shutdown: it hands back and stops
             replica.elector.release()
+            replica.alive = False
         elif action == "crash":
             replica.alive = False
         fleet.check()
     for replica in fleet.replicas:
         replica.leases.down = replica.leases.lose_answers = False
-    fleet.replicas[0].alive = True
+    fleet.restart(0)
     fleet.server.on_store = None
     fleet.run(3 * LEASE)  # and it always settles: every shard held by a live replica
     assert all(fleet.holders(s) for s in range(3)), [fleet.holders(s) for s in range(3)]
+
+
+def test_a_round_running_while_it_releases_claims_nothing() -> None:
+    """Found by the property above: a round in the middle of ``release()`` took a free shard, the
+    release then handed it back on the server, and the replica went on believing it held it."""
+    fleet = Fleet(3, shards=3, cached=False)
+    leaving = fleet.replicas[2]
+    leaving.elector.step()
+    assert leaving.elector.owned()
+    rounds = [leaving]
+
+    def in_flight(moment: str) -> None:
+        if moment == "before" and rounds:
+            rounds.pop().elector.step()  # the loop's round, while the release is on its way
+
+    fleet.server.on_store = in_flight
+    leaving.elector.release()
+    fleet.server.on_store = None
+    assert leaving.elector.owned() == frozenset()
+    assert all(not record.holder for record in fleet.server.objects.values())
+    leaving.alive = False
+    fleet.run(LEASE)
+    fleet.check()
+    assert all(fleet.holders(s) for s in range(3))

@@ -45,9 +45,10 @@ class Shell:
     notes: FakeNotifications = field(default_factory=FakeNotifications)
     access: dict[str, bool] = field(default_factory=dict)
     cross_namespace: dict[str, list[str]] = field(default_factory=dict)
+    provider: CounterProvider | None = None  # the metrics world (kept when a test restarts the daemon)
 
     def __post_init__(self) -> None:
-        self.provider = CounterProvider(self.routes, self.clock)
+        self.provider = self.provider or CounterProvider(self.routes, self.clock)
         self.batcher = MetricsBatcher(self.provider, delay_seconds=0)
         self.actor = Actor(
             acknowledger=self.commands,
@@ -212,6 +213,21 @@ def test_an_invalid_spec_is_phase_invalid_and_moves_nothing() -> None:
     assert shell.routes.route("team").writes == []
 
 
+def test_a_repeating_cause_is_one_event_whose_count_keeps_up() -> None:
+    shell = Shell()
+    doc = rollout_doc()
+    doc["spec"]["steps"] = [{"setWeight": 50}, {"setWeight": 20}]
+    shell.rollouts.put(doc)
+    for _ in range(70):  # 70 reconciles, 10 s apart
+        shell.tick()
+    invalid = [e for e in shell.events.recorded if e[1] == "InvalidSpec"]
+    assert len(invalid) == 1
+    count = shell.actor.repeats("team/shop", *invalid[0][1:])
+    assert count == 70
+    ((updated, last),) = shell.events.series.values()
+    assert 70 - 30 <= updated <= 70 and last >= shell.clock.now - timedelta(minutes=5)  # every 5 minutes
+
+
 def test_an_invalid_spec_mid_run_holds_and_abort_still_rolls_back() -> None:
     shell = Shell()
     shell.rollouts.put(rollout_doc())
@@ -346,3 +362,18 @@ def test_a_policy_picks_only_prometheus_endpoints_the_platform_allows(
     shell.reconcile()
     assert (shell.phase() == "Invalid") is refused
     assert bool(shell.routes.route("team").writes) is not refused
+
+
+def test_without_the_admission_policy_nobody_is_trusted_not_even_the_daemons_name() -> None:
+    shell = Shell()
+    shell.reconciler.commands_verified = lambda: False
+    doc = rollout_doc(steps=[{"setWeight": 20}, {"approval": {}}])
+    doc["spec"]["approvals"] = {"slack": {"channel": "#deploys", "approvers": ["U0OK"]}}
+    shell.rollouts.put(doc)
+    shell.run(lambda s: s.phase() == "AwaitingApproval")
+    ref = f"approval-{shell.rollouts.status('team/shop')['state']['revision']}-1"
+    # anyone allowed to create a RolloutCommand could write the daemon's name and an approver's Slack id
+    shell.commands.create("team", "shop", CommandKind.APPROVE, by=DAEMON, slack_user="U0OK", ref=ref)
+    shell.tick()
+    assert shell.phase() == "AwaitingApproval"
+    assert "not installed" in shell.commands.acks[-1][1].message

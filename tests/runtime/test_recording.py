@@ -5,9 +5,11 @@ full, what is queued sent on stop, and a failing request never ends the sender."
 from __future__ import annotations
 
 import threading
+import time
 from datetime import UTC, datetime
 
 from rollout.errors import KubeError, NotLeader
+from rollout.kube.events import event_name
 from rollout.runtime.recording import EventQueue
 
 NOW = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -19,14 +21,22 @@ class Recorder:
         self.gate = threading.Event()
         self.gate.set()
         self.fail: set[str] = set()
+        self.created: list[str] = []
+        self.series: list[tuple[str, int]] = []
 
     def record(
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
-    ) -> None:
+    ) -> str:
         self.gate.wait(5)
         if reason in self.fail:
             raise KubeError(f"cannot create event {reason}")
         self.recorded.append((f"{namespace}/{name}", reason))
+        self.created.append(event_name(name, reason, message, now))
+        return self.created[-1]
+
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None:
+        assert event in self.created, "a series is patched only after its Event was created"
+        self.series.append((event, count))
 
 
 def record(queue: EventQueue, name: str, reason: str) -> None:
@@ -53,6 +63,31 @@ def test_events_are_queued_and_sent_in_order_with_the_guard_checked_at_send_time
     queue.stop(timeout=5)
     assert recorder.recorded == [("ns/a", "RunStarted"), ("ns/a", "Promoted")]
     assert queue.pending() == 0
+
+
+def test_an_events_name_is_known_when_queued_and_its_repeats_follow_its_creation() -> None:
+    recorder, ours = Recorder(), {"ns/a"}
+
+    def guard(key: str) -> None:
+        if key not in ours:
+            raise NotLeader(f"{key} is not ours")
+
+    queue = EventQueue(recorder, guard=guard)
+    recorder.gate.clear()  # the API server is slow: the name is returned before the Event exists
+    queue.start()
+    name = queue.record("ns", "a", uid=None, reason="RouteWriteFailed", message="m", warning=True, now=NOW)
+    assert name == event_name("a", "RouteWriteFailed", "m", NOW)
+    queue.repeat("ns", name, regarding="a", count=2, now=NOW)
+    queue.repeat("ns", name, regarding="a", count=7, now=NOW)
+    recorder.gate.set()
+    deadline = time.monotonic() + 5
+    while len(recorder.series) < 2 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    ours.discard("ns/a")
+    queue.repeat("ns", name, regarding="a", count=9, now=NOW)  # no longer ours when sent: not patched
+    queue.stop(timeout=5)
+    assert recorder.created == [name]
+    assert recorder.series == [(name, 2), (name, 7)]
 
 
 def test_a_full_queue_drops_and_counts_and_never_blocks() -> None:

@@ -63,7 +63,9 @@ def test_a_malformed_kubeconfig_is_one_line_and_exit_1(
 ) -> None:
     path = _kubeconfig(tmp_path, name)
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROLLOUT_") and k != "KUBECONFIG"}
-    env.update({"ROLLOUT_KUBE__KUBECONFIG": str(path), "ROLLOUT_PORT": "0", "ROLLOUT_INTERACTIONS_PORT": "0"})
+    env.update({"ROLLOUT_PORT": "0", "ROLLOUT_INTERACTIONS_PORT": "0"})
+    # the daemon reads its setting; the people's commands read the file the way kubectl does
+    env["ROLLOUT_KUBE__KUBECONFIG" if command == ["run"] else "KUBECONFIG"] = str(path)
     try:
         done = subprocess.run(
             [sys.executable, "-m", "rollout", *command],
@@ -115,6 +117,12 @@ def test_events_are_recorded_for_a_253_character_rollout(
     ledger.case(refused=False)
     assert len(ours) == 3
     assert all(len(e["note"].encode()) <= 1024 for e in ours)
+    # a cause that repeats: its Event's series, as the API server stores it
+    first = ours[0]["metadata"]["name"]
+    recorder.repeat(namespace, first, regarding=LONG_NAME, count=42, now=NOW + timedelta(minutes=5))
+    stored = control_plane.request("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events/{first}")
+    assert stored["series"]["count"] == 42
+    assert stored["series"]["lastObservedTime"].startswith((NOW + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"))
 
 
 def test_slack_replies_say_recorded_never_approved(ledger: Ledger) -> None:

@@ -26,13 +26,15 @@ class JudgeInput:
     count towards ``minRequests``. Intervals that are not at weight still count as evidence that
     the canary is worse. ``new_step`` is True on the first tick of a new step (per-step tests
     restart). ``step`` is the 0-based index of the step being judged, ``weight_steps`` how many
-    setWeight steps the policy has.
+    setWeight and match steps the policy has. ``weight`` is None during an A/B (match) step: the
+    canary gets the requests that match the managed route (plus its weight of the rest), a share
+    nobody knows until traffic arrives; it has traffic to judge, and stable serves the rest.
     """
 
     outcome: Outcome
     interval: Interval | None
     at_weight: bool
-    weight: int  # the canary weight (percent) the route carries during this step
+    weight: int | None  # the canary weight (percent) during this step; None: an A/B step, share unknown
     step: int
     weight_steps: int
     new_step: bool = False

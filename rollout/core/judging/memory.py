@@ -40,7 +40,8 @@ class SLOMemory:
 class JudgeMemory:
     """Everything a judge keeps between ticks of one run.
 
-    ``weight``: the step weight the per-step fields belong to. ``restarts``: how many weight steps
+    ``weight``: the step weight the per-step fields belong to (``A_B``: an A/B step, whose share is
+    unknown). ``restarts``: how many weight steps
     the fail e-detector has restarted at. ``intervals``/``canary``/``stable``: this step's at-weight
     intervals and counts (``minRequests`` counts ``canary.requests``). ``stable_run``: stable's
     counts over the whole run (the baseline of the absolute test at the 100% step). ``failures``:
@@ -71,18 +72,23 @@ class JudgeMemory:
         return replace(self, slos=(*self.slos, slo))
 
 
-def enter_step(memory: JudgeMemory, weight: int, new_step: bool) -> tuple[JudgeMemory, bool, bool]:
+A_B = -1  # JudgeMemory.weight of an A/B step: the canary gets what matches, a share nobody knows
+
+
+def enter_step(memory: JudgeMemory, weight: int | None, new_step: bool) -> tuple[JudgeMemory, bool, bool]:
     """The memory at the start of a tick, with per-step fields cleared on a new step.
 
     Returns ``(memory, new_step, new_weight)``: whether this tick starts a step (a run's first tick
-    always does) and whether it starts a weight step (the canary weight changed: the sequential
-    judge restarts its fail e-detector there).
+    always does) and whether it starts a weight step (the canary weight changed, or an A/B step
+    began or ended: the sequential judge restarts its fail e-detector there). ``weight`` None is an
+    A/B step (the canary has traffic, its share unknown).
     """
     if not (new_step or memory == JudgeMemory()):
         return memory, False, False
-    moved = weight > 0 and (weight != memory.weight or memory.restarts == 0)
+    stored = A_B if weight is None else weight
+    moved = stored != 0 and (stored != memory.weight or memory.restarts == 0)
     cleared = replace(
-        memory, weight=weight, intervals=0, canary=NOTHING, stable=NOTHING, seen_canary=NOTHING, seen_stable=NOTHING
+        memory, weight=stored, intervals=0, canary=NOTHING, stable=NOTHING, seen_canary=NOTHING, seen_stable=NOTHING
     )
     return cleared, True, moved
 

@@ -32,7 +32,7 @@ class Data(StrEnum):
 def screen(inp: JudgeInput) -> tuple[Data, str]:
     """Classify a tick's input and say why in words."""
     why = f": {inp.reason}" if inp.reason else ""
-    if inp.weight <= 0 and (inp.interval is None or inp.interval.canary.requests <= 0):
+    if inp.weight is not None and inp.weight <= 0 and (inp.interval is None or inp.interval.canary.requests <= 0):
         return Data.NOTHING_NEW, "the canary carries no traffic at 0%"
     if inp.interval is None:
         if inp.outcome in (Outcome.OK, Outcome.PARTIAL):
@@ -43,6 +43,11 @@ def screen(inp: JudgeInput) -> tuple[Data, str]:
     if inp.interval.canary.requests <= 0:
         return Data.MISSING, f"the canary served no requests in the last {inp.interval.seconds:.0f}s"
     return Data.USABLE, ""
+
+
+def share_text(weight: int | None) -> str:
+    """The canary's share as the verdicts say it: "20%", or the requests an A/B step matches."""
+    return "the requests that match (A/B)" if weight is None else f"{weight}%"
 
 
 def no_data_kind(analysis: Analysis) -> VerdictKind:

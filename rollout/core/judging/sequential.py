@@ -47,6 +47,7 @@ from rollout.core.judging.rules import (
     rate,
     ratio_text,
     screen,
+    share_text,
     tally,
 )
 from rollout.core.verdicts import Check, Verdict, VerdictKind
@@ -67,7 +68,7 @@ def judge_sequential(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -
     data, note = screen(inp)
     if data is Data.USABLE and inp.interval is not None:
         iv = inp.interval
-        seen = Observed(iv.canary, iv.stable, iv.seconds, inp.at_weight, inp.weight >= 100)
+        seen = Observed(iv.canary, iv.stable, iv.seconds, inp.at_weight, _full(inp))
         slos = [absorb(analysis, spec, slo, seen, memory.stable_run) for spec, slo in zip(specs, slos, strict=True)]
         memory = replace(memory, stable_run=memory.stable_run + iv.stable)
         memory = add_seen(memory, iv.canary, iv.stable)
@@ -88,7 +89,7 @@ def judge_sequential(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -
     counted = tally(analysis, memory, (judged_now and bool(gauge_failed)) or no_data_fails)
     memory = counted.memory
     everything = checks + gauges
-    at = f"{inp.weight}%"
+    at = share_text(inp.weight)
 
     if failed_slos:
         kind, rollback = VerdictKind.FAIL, True
@@ -111,7 +112,7 @@ def judge_sequential(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) -
         regression = f"{analysis.sequential.regression:g}x"
         bound = (
             f"below {regression} max(SLO, stable's rate earlier in the run)"
-            if inp.weight >= 100 or analysis.sequential.mode == "absolute"
+            if _full(inp) or analysis.sequential.mode == "absolute"
             else f"not worse than {regression} stable (or below SLO/{analysis.sequential.regression:g})"
         )
         head = (
@@ -142,7 +143,7 @@ def _check(
     analysis: Analysis, spec: SLOSpec, w: Weighed, memory: JudgeMemory, inp: JudgeInput, *, enough: bool
 ) -> Check:
     options = analysis.sequential
-    relative = inp.weight < 100 and options.mode != "absolute"
+    relative = not _full(inp) and options.mode != "absolute"
     at_weight = memory.canary.requests > 0
     # Before any at-weight data, a check (a failure, typically) is shown with everything the step saw.
     c_counts, s_counts = (memory.canary, memory.stable) if at_weight else (memory.seen_canary, memory.seen_stable)
@@ -155,9 +156,10 @@ def _check(
     evidence, threshold = (w.fail_evidence, w.fail_threshold) if fail_first else (w.pass_evidence, w.pass_threshold)
     name = spec.name + (f" (counted {counted_as(inp.latency)})" if spec.name == "latency" and inp.latency else "")
     canary = f"canary {count(spec.compared(c_counts))}/{count(c_counts.requests)} ({pct(canary_rate)})"
-    where = f"at {inp.weight}%" if at_weight else f"while moving to {inp.weight}%"
+    share = share_text(inp.weight)
+    where = f"at {share}" if at_weight else f"while moving to {share}"
     if c_counts.requests <= 0:
-        judged = f"nothing judged at {inp.weight}% yet"
+        judged = f"nothing judged at {share} yet"
     elif relative:
         stable = f"{count(spec.compared(s_counts))}/{count(s_counts.requests)} ({pct(stable_rate)})"
         confidence = f"{100 * (1 - alpha_per_slo(analysis)):.3g}%"
@@ -202,3 +204,8 @@ def _span(low: float | None, high: float | None) -> str:
     if low:
         return f"at least {low:.3g}"
     return f"at most {high:.3g}" if high is not None else "any ratio"
+
+
+def _full(inp: JudgeInput) -> bool:
+    """The 100% step: stable gets no traffic by design (an A/B step never is: stable serves the rest)."""
+    return inp.weight is not None and inp.weight >= 100

@@ -16,7 +16,7 @@ from __future__ import annotations
 from rollout.core.judging.base import JudgeInput
 from rollout.core.judging.latency import counted_as
 from rollout.core.judging.memory import JudgeMemory, add_at_weight, enter_step
-from rollout.core.judging.rules import Data, count, gauge_checks, no_data_kind, pct, screen, tally
+from rollout.core.judging.rules import Data, count, gauge_checks, no_data_kind, pct, screen, share_text, tally
 from rollout.core.readings import ArmCounts, LatencyBuckets
 from rollout.core.verdicts import Check, Verdict, VerdictKind
 from rollout.policy.analysis import Analysis
@@ -45,7 +45,7 @@ def judge_threshold(analysis: Analysis, memory: JudgeMemory, inp: JudgeInput) ->
     no_data_fails = data is Data.MISSING and no_data_kind(analysis) is VerdictKind.FAIL
     counted = tally(analysis, memory, bool(failing) or no_data_fails)
     memory = counted.memory
-    at = f"{inp.weight}%"
+    at = share_text(inp.weight)
 
     if counted.counted:
         kind, rollback = VerdictKind.FAIL, counted.rollback
