@@ -36,9 +36,9 @@ def register(sub: Any) -> None:
     p = sub.add_parser(
         "run",
         help="run the daemon",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+        formatter_class=_SettingsHelp,
         description="Run the rollout daemon: reconcile Rollouts until SIGTERM.",
-        epilog=settings_help(),
+        epilog=_SETTINGS,
     )
     p.add_argument("--kubeconfig", type=Path, help="kubeconfig file (setting kube.kubeconfig)")
     p.add_argument(
@@ -53,6 +53,19 @@ def register(sub: Any) -> None:
     p.add_argument("--port", type=int, help="HTTP port (setting port)")
     p.add_argument("--prometheus-url", help="Prometheus URL (setting prometheus.url)")
     p.add_argument("--no-leader-election", action="store_true", help="write without holding the lease")
+    p.add_argument(
+        "--shards",
+        type=int,
+        metavar="N",
+        help="split the rollouts into N shards, each led through its own Lease (setting leader.shards; "
+        "every replica must use the same N)",
+    )
+    p.add_argument(
+        "--expected-replicas",
+        type=int,
+        metavar="N",
+        help="replicas sharing the shards: each first takes its fair share (setting leader.expected_replicas)",
+    )
     p.set_defaults(handler=cmd_run)
 
     for verb, (kind, text) in _COMMANDS.items():
@@ -75,6 +88,17 @@ def register(sub: Any) -> None:
         p.set_defaults(handler=cmd_command, kind=kind)
 
 
+_SETTINGS = "{settings}"  # the run parser's epilog, filled in only when its help is shown
+
+
+class _SettingsHelp(argparse.RawDescriptionHelpFormatter):
+    """``rollout run --help`` lists every setting; building that list imports the settings model
+    (pydantic-settings), so it is built when the help is printed, not for every command line."""
+
+    def add_text(self, text: str | None) -> None:
+        super().add_text(settings_help() if text == _SETTINGS else text)
+
+
 def settings_help() -> str:
     """Every setting with its environment variable and default, generated from the Settings model."""
     from rollout.settings import setting_docs
@@ -87,8 +111,9 @@ def settings_help() -> str:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from pydantic import BaseModel
+    from pydantic import BaseModel, ValidationError
 
+    from rollout.errors import SettingsError
     from rollout.runtime.daemon import Daemon
     from rollout.runtime.logs import configure
     from rollout.settings import Settings, load_settings
@@ -105,14 +130,25 @@ def cmd_run(args: argparse.Namespace) -> int:
         updates["port"] = args.port
     if args.prometheus_url:
         updates["prometheus"] = settings.prometheus.model_copy(update={"url": args.prometheus_url})
+    leader: dict[str, Any] = {}
     if args.no_leader_election:
-        updates["leader"] = settings.leader.model_copy(update={"enabled": False})
-    settings = Settings.model_validate(
-        {
-            **settings.model_dump(),
-            **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in updates.items()},
-        }
-    )
+        leader["enabled"] = False
+    if args.shards is not None:
+        leader["shards"] = args.shards
+    if args.expected_replicas is not None:
+        leader["expected_replicas"] = args.expected_replicas
+    if leader:
+        updates["leader"] = settings.leader.model_copy(update=leader)
+    try:
+        settings = Settings.model_validate(
+            {
+                **settings.model_dump(),
+                **{k: v.model_dump() if isinstance(v, BaseModel) else v for k, v in updates.items()},
+            }
+        )
+    except ValidationError as e:  # a flag's value: one line per bad setting, like the environment's
+        problems = "; ".join(f"{'.'.join(str(p) for p in err['loc'])}: {err['msg']}" for err in e.errors())
+        raise SettingsError(f"invalid settings: {problems}") from e
     configure(settings.log_format, settings.log_level)
     return Daemon(settings).run()
 

@@ -14,7 +14,6 @@ import json
 import os
 import stat
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import urllib3
@@ -24,31 +23,13 @@ from kubernetes import config as k8s_config
 from kubernetes.client.exceptions import ApiException
 
 from rollout.errors import KubeConflict, KubeError, KubeForbidden, KubeInvalid, KubeNotFound
+from rollout.kube.resources import Resource
 
 T = TypeVar("T")
 JSON_PATCH = "application/json-patch+json"
 MERGE_PATCH = "application/merge-patch+json"
 _TIMEOUT = 10.0
 _KUBECONFIG_MAX_BYTES = 16 << 20
-
-
-@dataclass(frozen=True)
-class Resource:
-    """A custom resource type: API group, version, plural and kind."""
-
-    group: str
-    version: str
-    plural: str
-    kind: str
-
-    @property
-    def name(self) -> str:
-        """``plural.group`` as RBAC and ``kubectl`` spell it, e.g. ``gatewayroutes.appmesh.k8s.aws``."""
-        return f"{self.plural}.{self.group}" if self.group else self.plural
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
 
 
 def _one_line(error: Exception) -> str:
@@ -105,8 +86,10 @@ class KubeClient:
         self.custom_api = k8s.CustomObjectsApi(api_client)
 
     @classmethod
-    def from_kubeconfig(cls, path: str, *, context: str | None = None) -> KubeClient:
-        """Build from a kubeconfig file (``context`` defaults to its current context).
+    def from_kubeconfig(cls, path: str, *, context: str | None = None, pool_size: int | None = None) -> KubeClient:
+        """Build from a kubeconfig file (``context`` defaults to its current context; ``pool_size``:
+        connections kept open for reuse, default the library's 5 per CPU; a daemon with more
+        threads talking at once needs more, or each extra request pays a new TLS handshake).
 
         Any way the file can be wrong (missing, not a regular file, too large, not YAML, the wrong
         shape, bad base64...) is one ``KubeError`` line naming the file; nothing else escapes.
@@ -121,16 +104,17 @@ class KubeClient:
             raise KubeError(f"cannot load kubeconfig {path}: {info.st_size} bytes, more than {_KUBECONFIG_MAX_BYTES}")
         try:
             api = k8s_config.new_client_from_config(  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
-                config_file=path, context=context
+                config_file=path, context=context, client_configuration=_configuration(pool_size)
             )
         except Exception as e:  # the loader raises whatever the malformed file provokes
             raise KubeError(f"cannot load kubeconfig {path}: {_one_line(e)}") from e
         return cls(api)
 
     @classmethod
-    def in_cluster(cls) -> KubeClient:
-        """Build from the pod's service-account token and the cluster's environment."""
-        configuration = k8s.Configuration()
+    def in_cluster(cls, *, pool_size: int | None = None) -> KubeClient:
+        """Build from the pod's service-account token and the cluster's environment (``pool_size``:
+        as for ``from_kubeconfig``)."""
+        configuration = _configuration(pool_size)
         try:
             k8s_config.load_incluster_config(  # type: ignore[no-untyped-call]  # kubernetes.config has no annotations
                 client_configuration=configuration
@@ -328,6 +312,10 @@ class KubeClient:
         )
 
 
+def _configuration(pool_size: int | None) -> k8s.Configuration:
+    return k8s.Configuration(connection_pool_maxsize=pool_size)
+
+
 def _holds(doc: Any, test: Mapping[str, Any]) -> bool:
     """Whether an RFC 6902 ``test`` op holds on ``doc``."""
     node = doc
@@ -351,3 +339,6 @@ def _as_dict(value: object) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise KubeError(f"unexpected API response of type {type(value).__name__}")
     return value
+
+
+__all__ = ["JSON_PATCH", "MERGE_PATCH", "KubeClient", "Resource", "translate"]  # Resource: re-exported

@@ -21,12 +21,15 @@ import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from rollout.core.states import Command, CommandKind, CommandResult
-from rollout.kube.client import KubeClient, Resource
+from rollout.kube.resources import Resource
+
+if TYPE_CHECKING:
+    from rollout.kube.client import KubeClient
 from rollout.kube.rollouts import ROLLOUTS
 
 ROLLOUT_COMMANDS = Resource(ROLLOUTS.group, ROLLOUTS.version, "rolloutcommands", "RolloutCommand")

@@ -96,11 +96,12 @@ class EventRecorder:
         )
         return event
 
-    def repeat(self, namespace: str, event: str, *, count: int, now: datetime) -> None:
-        """The Event ``event`` happened ``count`` times in all (at least 2), the last at ``now``."""
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None:
+        """The Event ``event`` (regarding the Rollout ``regarding``) happened ``count`` times in all
+        (at least 2), the last at ``now``."""
         body = {"series": {"count": max(count, 2), "lastObservedTime": _micro_time(now)}}
         self.client.call(
             "patch",
-            f"events.k8s.io event {namespace}/{event}",
+            f"events.k8s.io event {namespace}/{event} for {ROLLOUTS.name} {namespace}/{regarding}",
             lambda: self._api.patch_namespaced_event(event, namespace, body, _request_timeout=self.client.timeout),
         )

@@ -20,12 +20,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rollout.core import persisting
 from rollout.core.states import RolloutState
 from rollout.errors import KubeError
-from rollout.kube.client import KubeClient, Resource
+from rollout.kube.resources import Resource
+
+if TYPE_CHECKING:
+    from rollout.kube.client import KubeClient
 
 ROLLOUTS = Resource("delivery.rollout.dev", "v1alpha1", "rollouts", "Rollout")
 FIELD_MANAGER = "rollout-daemon"

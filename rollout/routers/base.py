@@ -16,7 +16,7 @@ from typing import Any, Protocol
 
 from rollout.core.matches import RouteMatch
 from rollout.core.states import Weights
-from rollout.kube.client import Resource
+from rollout.kube.resources import Resource
 
 WriteGuard = Callable[[], None]
 """Called immediately before every write; raises ``NotLeader`` when this replica must not write."""

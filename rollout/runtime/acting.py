@@ -12,6 +12,7 @@ nothing and retries only through ``rollout.runtime.retrying``.
 
 from __future__ import annotations
 
+import itertools
 import logging
 import threading
 from collections.abc import Callable, Mapping
@@ -33,6 +34,8 @@ from rollout.runtime.gathering import problem_of
 from rollout.runtime.retrying import ROUTE_WRITES
 
 log = logging.getLogger("rollout.acting")
+_CAUSES_PER_ROLLOUT = 16  # Event causes remembered per rollout (a repeat of one of them is only counted)
+_CAUSES = 50_000  # and in all
 
 
 class Telemetry(Protocol):
@@ -65,7 +68,7 @@ class Events(Protocol):
         self, namespace: str, name: str, *, uid: str | None, reason: str, message: str, warning: bool, now: datetime
     ) -> str: ...
 
-    def repeat(self, namespace: str, event: str, *, count: int, now: datetime) -> None: ...
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None: ...
 
 
 class Acknowledger(Protocol):
@@ -116,7 +119,8 @@ class Actor:
         self._lock = threading.Lock()
         self._write_problems: dict[str, RouteProblem] = {}
         self._landed: dict[str, Weights] = {}
-        self._recorded: dict[tuple[str, str, str], _Cause] = {}  # (rollout, reason, message) -> its Event
+        self._recorded: dict[str, dict[tuple[str, str], _Cause]] = {}  # rollout -> (reason, message) -> its Event
+        self._causes = 0  # how many (rollout, reason, message) are remembered, bounded
 
     def last_write_problem(self, key: str) -> RouteProblem | None:
         """How the last write for ``key`` failed (consumed: the next tick sees it once)."""
@@ -132,8 +136,7 @@ class Actor:
         with self._lock:
             self._write_problems.pop(key, None)
             self._landed.pop(key, None)
-            for k in [k for k in self._recorded if k[0] == key]:
-                del self._recorded[k]
+            self._causes -= len(self._recorded.pop(key, {}))
         namespace, _, name = key.partition("/")
         self.telemetry.forget(namespace, name)
 
@@ -265,22 +268,28 @@ class Actor:
         cause with how often it happened."""
         if self.events is None:
             return
-        cause = (obj.key, reason, message[:1024])
+        cause = (reason, message[:1024])
         with self._lock:
-            seen = self._recorded.get(cause)
+            causes = self._recorded.setdefault(obj.key, {})
+            seen = causes.get(cause)
             if seen is None:
-                seen = self._recorded[cause] = _Cause()
+                seen = causes[cause] = _Cause()
+                self._causes += 1
+                if len(causes) > _CAUSES_PER_ROLLOUT:  # bounded whatever happens: its oldest cause goes
+                    del causes[next(iter(causes))]
+                    self._causes -= 1
+            if self._causes > _CAUSES:  # and in all: the rollouts first seen longest ago go first
+                for stale in list(itertools.islice(self._recorded, 100)):
+                    if stale != obj.key:
+                        self._causes -= len(self._recorded.pop(stale))
             seen.count += 1
             due = bool(seen.event) and seen.count >= 2 and now - seen.updated_at >= SERIES_EVERY
-            if len(self._recorded) > 10_000:  # bounded whatever happens
-                for stale in list(self._recorded)[:1000]:
-                    del self._recorded[stale]
         if seen.event and not due:
             return
         try:
             self.guard(obj.key)
             if seen.event:
-                self.events.repeat(obj.namespace, seen.event, count=seen.count, now=now)
+                self.events.repeat(obj.namespace, seen.event, regarding=obj.name, count=seen.count, now=now)
             else:
                 uid = obj.raw.get("metadata", {}).get("uid")
                 seen.event = self.events.record(
@@ -295,5 +304,5 @@ class Actor:
     def repeats(self, key: str, reason: str, message: str) -> int:
         """How often a cause was seen for ``key`` (1: recorded once, never repeated)."""
         with self._lock:
-            seen = self._recorded.get((key, reason, message[:1024]))
+            seen = self._recorded.get(key, {}).get((reason, message[:1024]))
             return seen.count if seen is not None else 0

@@ -34,6 +34,7 @@ class MetricsBatcher:
         delay_seconds: float = 2.0,
         on_batch: Callable[[Sequence[str]], None] | None = None,
         on_queries: Callable[[int], None] | None = None,
+        on_interval: Callable[[float], None] | None = None,
     ) -> None:
         self._provider = provider
         self._call: Call = call or (lambda fn: fn())
@@ -42,12 +43,21 @@ class MetricsBatcher:
         self._lock = threading.Lock()
         self._requests: dict[str, AnalysisRequest] = {}
         self._latest: dict[str, Reading] = {}
+        self._intervals: set[float] = set()  # every interval ever registered (told to on_interval once)
         self.on_queries = on_queries
+        self._on_interval = on_interval
 
     def register(self, request: AnalysisRequest) -> None:
-        """``request.key`` is active and needs measuring in every batch of its interval."""
+        """``request.key`` is active and needs measuring in every batch of its interval; the first
+        request of an interval no batch was collecting for is told to ``on_interval`` (which starts
+        that interval's batches), so a run never waits for a resync to be measured."""
+        interval = request.interval_seconds
         with self._lock:
+            new = interval not in self._intervals
+            self._intervals.add(interval)
             self._requests[request.key] = request
+        if new and self._on_interval is not None:
+            self._on_interval(interval)
 
     def forget(self, key: str) -> None:
         with self._lock:

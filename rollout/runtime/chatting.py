@@ -34,7 +34,7 @@ from rollout.runtime.answering import Answers
 from rollout.runtime.delivering import Delivery
 from rollout.runtime.interacting import SlackInteractions
 from rollout.runtime.listening import SocketModeListener
-from rollout.runtime.reconciling import Rollouts
+from rollout.runtime.reconciling import RolloutWrites
 from rollout.runtime.retrying import KUBE_WRITES
 from rollout.runtime.serving import Interactions
 from rollout.settings import SlackSettings
@@ -55,7 +55,7 @@ class Chat:
         self,
         settings: SlackSettings,
         *,
-        rollouts: Rollouts,
+        rollouts: RolloutWrites,
         submit: Callable[[str, str, Command], str | None],
         approvers_for: Callable[[str], Sequence[str] | None],
         known: Callable[[], Sequence[str]],

@@ -2,13 +2,13 @@
 the metrics batches, Slack (``chatting``) and the HTTP servers, and shuts them down gracefully on SIGTERM.
 
 Owns process lifetime only. Start-up: the HTTP servers, the informers (Rollouts, RolloutCommands,
-routes) until they have listed once, the shard leases, Slack's delivery (and its Socket Mode
-connection, held by the replica holding shard 0), then scheduling. Every rollout belongs to one
-shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
+routes) until they have listed once, the shard leases, the Event sender, Slack's delivery (and its
+Socket Mode connection, held by the replica holding shard 0), then scheduling. Every rollout belongs
+to one shard (``leader.shards``; one by default) and only the replica holding that shard's Lease
 reconciles it and writes for it. Shutdown order: stop scheduling new work, let reconciles in flight
-finish their writes (bounded by ``shutdown_grace_seconds``), close the Socket Mode connection and
-flush queued notifications, stop the caches and servers, then release the leases so another
-replica takes over at once.
+finish their writes (bounded by ``shutdown_grace_seconds``), send queued Events, close the Socket
+Mode connection and flush queued notifications, stop the caches and servers, then release the
+leases so another replica takes over at once.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from rollout.kube.events import EventRecorder
 from rollout.kube.informers import Informer
 from rollout.kube.leases import LeaseCache
 from rollout.kube.rollouts import ROLLOUTS, RolloutObjects
-from rollout.kube.stores import CachedReader, CommandStore, RolloutStore
+from rollout.kube.stores import CachedReader, CommandStore, RolloutsByRoute, RolloutStore
 from rollout.kube.watches import KubeListWatch
 from rollout.metrics.prometheus import PrometheusProvider
 from rollout.policy.models import RouterSpec
@@ -51,6 +51,7 @@ from rollout.runtime.gathering import vet
 from rollout.runtime.inmemory import AlwaysLeader
 from rollout.runtime.leadership import ShardedElector
 from rollout.runtime.reconciling import Capacity, Reconciler
+from rollout.runtime.recording import EventQueue
 from rollout.runtime.retrying import KUBE_WRITES, METRICS_READS
 from rollout.runtime.scheduling import Periodic, RolloutScheduler, SchedulerStats
 from rollout.runtime.serving import DaemonServer
@@ -64,17 +65,20 @@ _ACTIVE = frozenset({"Progressing", "Paused", "AwaitingApproval", "Promoting", "
 
 
 def kube_client(settings: Settings) -> KubeClient:
-    """From the configured kubeconfig, else in-cluster, else ``$KUBECONFIG`` / ``~/.kube/config``."""
+    """From the configured kubeconfig, else in-cluster, else ``$KUBECONFIG`` / ``~/.kube/config``;
+    with a connection for every thread that may talk to the API server at once (the reconcile
+    workers, a watch per informer and namespace, the lease, the Event sender and a few more)."""
     kube = settings.kube
+    pool = settings.workers + 5 * max(1, len(settings.watch_namespaces)) + 8
     if kube.kubeconfig is not None:
-        client = KubeClient.from_kubeconfig(str(kube.kubeconfig), context=kube.context)
+        client = KubeClient.from_kubeconfig(str(kube.kubeconfig), context=kube.context, pool_size=pool)
     else:
         try:
-            client = KubeClient.in_cluster()
+            client = KubeClient.in_cluster(pool_size=pool)
         except KubeError:
             from_env = (settings.kubeconfig_env or "").split(os.pathsep)[0]
             default = Path(from_env) if from_env else Path.home() / ".kube" / "config"
-            client = KubeClient.from_kubeconfig(str(default), context=kube.context)
+            client = KubeClient.from_kubeconfig(str(default), context=kube.context, pool_size=pool)
     client.timeout = kube.timeout_seconds
     return client
 
@@ -94,6 +98,7 @@ class Daemon:
         self.reader = CachedReader(self.client, self.route_caches, namespaces=namespaces)
         self.rollouts = RolloutStore(self.rollout_cache, RolloutObjects(self.client))
         self.commands = CommandStore(self.command_cache, CommandObjects(self.client))
+        self.by_route = RolloutsByRoute(self.rollout_cache)
         lead = settings.leader
         self.leases: LeaseCache | None = None
         self.elector: ShardedElector | None = None
@@ -114,7 +119,10 @@ class Daemon:
         endpoints = {"default": settings.prometheus, **settings.prometheus_endpoints}
         self.provider = PrometheusProvider(endpoints, call=METRICS_READS.call)
         self.batcher = MetricsBatcher(
-            self.provider, delay_seconds=settings.metrics_delay_seconds, on_batch=self._batched
+            self.provider,
+            delay_seconds=settings.metrics_delay_seconds,
+            on_batch=self._batched,
+            on_interval=self._batch_every,
         )
         self.chat = Chat(
             settings.slack,
@@ -131,13 +139,16 @@ class Daemon:
         )
         self.delivery = self.chat.delivery
         self.events = EventRecorder(self.client, instance=self.identity)
+        self.event_queue = EventQueue(
+            self.events, guard=self.leadership.guard, on_drop=lambda: self.telemetry.api_error("EventDropped")
+        )
         self.access = AccessReviews(self.client)
         self._policy_installed = not settings.commands.require_admission_policy
         self._policy_checked = False
         self.actor = Actor(
             acknowledger=self.commands,
             notifications=self.delivery,
-            events=self.events,
+            events=self.event_queue,
             guard=self.leadership.guard,
             telemetry=self.telemetry,
             identity=self.identity,
@@ -280,12 +291,13 @@ class Daemon:
     def _route_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
         if (old.get("spec") or {}) == (new.get("spec") or {}):
             return
-        namespace = str((new.get("metadata") or {}).get("namespace", ""))
-        for rollout in self.rollout_cache.list():
-            status = rollout.get("status") or {}
-            # a route edit may be drift: active rollouts on routes of that namespace look now
-            if status.get("phase") in _ACTIVE and _route_namespace(rollout, namespace):
-                self._wake(_key(rollout))
+        meta = new.get("metadata") or {}
+        for key in self.by_route.rollouts(str(meta.get("namespace", "")), str(meta.get("name", ""))):
+            namespace, _, name = key.partition("/")
+            rollout = self.rollout_cache.get(namespace, name) or {}
+            # a route edit may be drift: the active rollouts that name this route look now
+            if (rollout.get("status") or {}).get("phase") in _ACTIVE:
+                self._wake(key)
 
     def _batched(self, keys: Sequence[str]) -> None:
         for key in keys:
@@ -310,9 +322,13 @@ class Daemon:
             self.scheduler.remove(key)
             self.reconciler.forget(key)
         for interval in self.batcher.intervals():
-            job = f"batch-{interval:g}"
-            if not self.periodic.has(job):
-                self.periodic.every(job, interval, functools.partial(self._collect, interval), aligned=True)
+            self._batch_every(interval)
+
+    def _batch_every(self, interval: float) -> None:
+        """Collect the batch of ``interval`` at every multiple of it (from the first rollout that needs it)."""
+        job = f"batch-{interval:g}"
+        if not self.periodic.has(job):
+            self.periodic.every(job, interval, functools.partial(self._collect, interval), aligned=True)
 
     def _collect(self, interval: float) -> None:
         try:
@@ -387,6 +403,7 @@ class Daemon:
                 self.leases.start()
                 self.leases.wait_synced(30)
             self._check_policy()
+            self.event_queue.start()
             for warning in self.chat.warnings():
                 log.warning(warning, extra={"event": "slack.settings"})
             self.chat.start()
@@ -438,6 +455,7 @@ class Daemon:
         self._stop.set()
         self.periodic.shutdown()
         self.scheduler.shutdown(timeout=self.settings.shutdown_grace_seconds)
+        self.event_queue.stop(timeout=5.0)
         self.chat.stop(timeout=5.0)
         for cache in (self.rollout_cache, self.command_cache, *self.route_caches.values()):
             cache.stop()
@@ -454,12 +472,6 @@ class Daemon:
 def _key(obj: Mapping[str, Any]) -> str:
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
-
-
-def _route_namespace(rollout: Mapping[str, Any], namespace: str) -> bool:
-    state = (rollout.get("status") or {}).get("state") or {}
-    meta = rollout.get("metadata") or {}
-    return (state.get("routeNamespace") or meta.get("namespace")) == namespace
 
 
 def _now() -> datetime:

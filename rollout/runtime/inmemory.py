@@ -53,6 +53,9 @@ class InMemoryRollouts:
             raise KubeNotFound(f"rollouts {namespace}/{name} not found")
         return RolloutObject(copy.deepcopy(raw))
 
+    def exists(self, namespace: str, name: str) -> bool:
+        return f"{namespace}/{name}" in self.objects
+
     def write_status(self, obj: RolloutObject, status: Mapping[str, Any]) -> RolloutObject:
         current = self.objects.get(obj.key)
         if current is None:

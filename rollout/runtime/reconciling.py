@@ -8,6 +8,17 @@ next tick (the engine still sees it pending); notifications are at most once. Le
 checked before every write. When the policy cannot be used (invalid spec, a Rollout reaching into
 another namespace, a failure inside ``decide``) the engine's ``hold`` runs instead: nothing moves
 forward, an abort still rolls back. It never sleeps and never retries itself.
+
+What a quiet reconcile costs: the validated policy is kept per spec version (uid, generation,
+labels, annotations) and the parsed state per resourceVersion, so neither is rebuilt while the
+object does not change; a status that differs only in the judge's running numbers (including the
+numbers inside its messages) is written once per flush period (``flushing``); the decision's line
+is INFO when something changed (status, actions, commands) and DEBUG otherwise.
+
+Everything held for a rollout (its concurrency slot, its metrics registration, its series) is
+released by ``forget`` when it is deleted or stops being this replica's; a reconcile that was
+already running when that happened checks, after acting, that the Rollout still exists and is
+still owned, and releases again if not, so whichever sees the deletion first nothing leaks.
 """
 
 from __future__ import annotations
@@ -34,17 +45,24 @@ from rollout.policy.loading import load_object
 from rollout.policy.models import Rollout, RouterSpec
 from rollout.routers.base import Router
 from rollout.runtime.acting import Actor
+from rollout.runtime.flushing import flush_due, material
 from rollout.runtime.gathering import Allowed, commands_of, live_route, vet
 
 log = logging.getLogger("rollout.reconcile")
 
 
-class Rollouts(Protocol):
-    """Where Rollout objects are read and their status written (the API server, or a fake)."""
+class RolloutWrites(Protocol):
+    """Where a Rollout object is read and its status written (the API server, or a fake)."""
 
     def get(self, namespace: str, name: str) -> RolloutObject: ...
 
     def write_status(self, obj: RolloutObject, status: Mapping[str, Any]) -> RolloutObject: ...
+
+
+class Rollouts(RolloutWrites, Protocol):
+    """``RolloutWrites``, and whether a Rollout still exists (the reconciler's store)."""
+
+    def exists(self, namespace: str, name: str) -> bool: ...
 
 
 class Commands(Protocol):
@@ -105,6 +123,15 @@ class Capacity:
             return len(self._active)
 
 
+@dataclass(frozen=True)
+class _Spec:
+    """The policy of one version of a Rollout's spec, validated and vetted once."""
+
+    fingerprint: tuple[object, ...]
+    policy: Rollout | None
+    invalid: str  # why it cannot be used ("": it can)
+
+
 @dataclass
 class Reconciler:
     rollouts: Rollouts
@@ -123,13 +150,17 @@ class Reconciler:
     flush_seconds: float = 60.0  # longest the judge's progress alone stays unwritten
     policies: dict[str, Rollout] = field(default_factory=dict)  # last valid policy of each rollout (Slack routing)
     reconcile_seconds: Callable[[float], None] = lambda _: None
+    monotonic: Callable[[], float] = time.monotonic  # the flush periods' clock
     _unsaved: dict[str, tuple[str, RolloutState, float]] = field(default_factory=dict)
+    _specs: dict[str, _Spec] = field(default_factory=dict)
+    _states: dict[str, tuple[str, RolloutState]] = field(default_factory=dict)  # parsed, by resourceVersion
 
     def reconcile(self, namespace: str, name: str) -> Outcome:
         key = f"{namespace}/{name}"
         started = time.monotonic()
         try:
             if not self.leadership.owns(key):
+                self.forget(key)  # not ours (any more): its slot, batch and series go with it
                 return Outcome(key, None, None, error="not ours")
             return self._reconcile(namespace, name)
         except NotLeader as e:
@@ -146,19 +177,21 @@ class Reconciler:
             self.reconcile_seconds(time.monotonic() - started)
 
     def _must_write(self, key: str, new: dict[str, Any], old: dict[str, Any]) -> bool:
-        """Write when anything but the judge's running numbers changed, or they went unwritten
-        for ``flush_seconds``. Skipping is safe: the judge's memory and the reading it absorbed are
-        kept (and, after a restart, restored) together, so a later interval covers the gap once."""
+        """Write when anything material changed, or the judge's running numbers alone are due
+        (``flushing``). Skipping is safe: the judge's memory and the reading it absorbed are kept
+        (and, after a restart, restored) together, so a later interval covers the gap once."""
         if new == old:
             return False
-        if _material(new) != _material(old):
+        if material(new) != material(old):
             return True
         written = self._unsaved.get(key)
-        return written is None or time.monotonic() - written[2] >= self.flush_seconds
+        return written is None or flush_due(key, written[2], self.monotonic(), self.flush_seconds)
 
     def forget(self, key: str) -> None:
-        """A Rollout is gone: release everything held for it."""
+        """A Rollout is gone (or no longer this replica's): release everything held for it."""
         self._unsaved.pop(key, None)
+        self._specs.pop(key, None)
+        self._states.pop(key, None)
         self.readings.forget(key)
         self.capacity.update(key, False)
         self.policies.pop(key, None)
@@ -170,18 +203,16 @@ class Reconciler:
     def _reconcile(self, namespace: str, name: str) -> Outcome:
         obj = self.rollouts.get(namespace, name)
         key = obj.key
-        try:
-            state = obj.state()
-        except StateError as e:
-            return self._stuck(obj, f"the stored status cannot be read ({e}); fix or clear status.state")
         unsaved = self._unsaved.get(key)
         if unsaved is not None and unsaved[0] == obj.resource_version:
             state = unsaved[1]  # the judge's progress since the last write (see _persist)
-        loaded = load_object(obj.raw, f"Rollout {key}")
-        policy = loaded.rollouts[0].rollout if loaded.ok else None
-        invalid = "; ".join(str(p) for p in loaded.problems)[:2000]
-        if policy is not None and not invalid:
-            invalid = self.vet(policy)
+        else:
+            try:
+                state = self._state(obj)
+            except StateError as e:
+                return self._stuck(obj, f"the stored status cannot be read ({e}); fix or clear status.state")
+        spec = self._spec(obj)
+        policy, invalid = spec.policy, spec.invalid
         if policy is not None and not invalid:
             self.policies[key] = policy
         run_policy = policy if policy is not None and not invalid else self.policies.get(key)
@@ -222,7 +253,7 @@ class Reconciler:
             invalid=invalid,
         )
         wrote = False
-        material = _material(document) != _material(dict(obj.status))
+        changed = material(document) != material(dict(obj.status))
         if self._must_write(key, document, dict(obj.status)):
             self.leadership.guard(key)
             try:
@@ -230,18 +261,54 @@ class Reconciler:
             except KubeConflict:
                 self._unsaved.pop(key, None)
                 return Outcome(key, state.phase, now, error="status changed under us; reconciling again")
-            self._unsaved[key] = (obj.resource_version, decision.state, time.monotonic())
+            self._unsaved[key] = (obj.resource_version, decision.state, self.monotonic())
+            self._states.pop(key, None)  # superseded: the state at this version is the one just decided
             wrote = True
         elif decision.state != state:
-            since = self._unsaved.get(key, ("", state, time.monotonic()))[2]
+            since = self._unsaved.get(key, ("", state, self.monotonic()))[2]
             self._unsaved[key] = (obj.resource_version, decision.state, since)
+            self._states.pop(key, None)
         self.capacity.update(key, decision.state.phase.active)
         self._metrics_request(policy, decision.state, key)
-        self.actor.act(
-            obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase, changed=material
-        )
-        log.info(decision.reason or decision.state.message, extra=_fields(key, decision))
+        self.actor.act(obj, router, decision, by_id, now, policy=policy or run_policy, was=state.phase, changed=changed)
+        if not (self.rollouts.exists(namespace, name) and self.leadership.owns(key)):
+            self.forget(key)  # deleted (or handed over) while this reconcile ran: release again
+        quiet = not (changed or decision.commands or any(not isinstance(a, ScheduleNext) for a in decision.actions))
+        level = logging.DEBUG if quiet else logging.INFO
+        if log.isEnabledFor(level):
+            log.log(level, decision.reason or decision.state.message, extra=_fields(key, decision))
         return Outcome(key, decision.state.phase, _next(decision, now), decision, wrote_status=wrote)
+
+    def _state(self, obj: RolloutObject) -> RolloutState:
+        """The state stored in ``obj``'s status, parsed once per resourceVersion (raises ``StateError``)."""
+        version = obj.resource_version
+        cached = self._states.get(obj.key)
+        if cached is not None and version and cached[0] == version:
+            return cached[1]
+        state = obj.state()
+        self._states[obj.key] = (version, state)
+        return state
+
+    def _spec(self, obj: RolloutObject) -> _Spec:
+        """``obj``'s policy, validated and vetted once per version of what it depends on."""
+        meta = obj.raw.get("metadata") or {}
+        generation = meta.get("generation")
+        fingerprint = (
+            meta.get("uid"),
+            generation if generation else obj.resource_version,  # no generation: any change may be a new spec
+            repr(sorted((meta.get("labels") or {}).items())),
+            repr(sorted((meta.get("annotations") or {}).items())),
+        )
+        cached = self._specs.get(obj.key)
+        if cached is not None and cached.fingerprint == fingerprint:
+            return cached
+        loaded = load_object({k: v for k, v in obj.raw.items() if k != "status"}, f"Rollout {obj.key}")
+        policy = loaded.rollouts[0].rollout if loaded.ok else None
+        invalid = "; ".join(str(p) for p in loaded.problems)[:2000]
+        if policy is not None and not invalid:
+            invalid = self.vet(policy)
+        spec = self._specs[obj.key] = _Spec(fingerprint, policy, invalid)
+        return spec
 
     def _router(self, policy: Rollout | None, state: RolloutState, namespace: str, key: str) -> Router | None:
         """The run's own route and backends while a run is active (a new spec cannot redirect it)."""
@@ -265,18 +332,6 @@ class Reconciler:
         log.error("cannot reconcile", extra={"event": "rollout.stuck", "rollout": obj.key, "error": why})
         self.actor.invalid(obj, why, self.clock())
         return Outcome(obj.key, None, self._later(), error=why)
-
-
-_JUDGE_FIELDS = ("judge", "baseline", "verdict", "verdictStep", "judgedAt")
-
-
-def _material(status: Mapping[str, Any]) -> dict[str, Any]:
-    """A status without the judge's running numbers (what must reach the API server at once)."""
-    out = {k: v for k, v in status.items() if k != "verdict"}
-    state = status.get("state")
-    if isinstance(state, Mapping):
-        out["state"] = {k: v for k, v in state.items() if k not in _JUDGE_FIELDS}
-    return out
 
 
 def _next(decision: Decision, now: datetime) -> datetime | None:

@@ -4,6 +4,9 @@ here which of those are worth another try. An error that says how long to wait (
 attribute, e.g. ``SlackRateLimited`` carrying Slack's ``Retry-After``) is waited for exactly that
 long; a wait that would end past the deadline is not started (the last error is raised instead).
 Nothing else in the package imports tenacity.
+
+``SLACK_CALLS`` is built on first use: it names slack-sdk's rate-limit error, and ``rollout
+simulate`` imports this module (through the shell it runs) without ever talking to Slack.
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -25,7 +28,6 @@ from tenacity import (
 )
 
 from rollout.errors import KubeConflict, MetricsUnavailable, RouteConflict
-from rollout.notifiers.slack import SlackRateLimited
 
 T = TypeVar("T")
 log = logging.getLogger("rollout.retrying")
@@ -88,9 +90,21 @@ KUBE_WRITES = RetryPolicy("kube-write", (KubeConflict,), attempts=5, deadline_se
 METRICS_READS = RetryPolicy("metrics-read", (MetricsUnavailable,), attempts=3, deadline_seconds=8.0, initial_delay=0.2)
 """Prometheus was unreachable or answered 5xx: worth a short retry, never a long one."""
 
-SLACK_CALLS = RetryPolicy(
-    "slack-call", (SlackRateLimited,), attempts=4, deadline_seconds=60.0, initial_delay=1.0, max_delay=8.0
-)
-"""Slack answered 429 ``ratelimited`` (nothing was posted): wait what its ``Retry-After`` says and try
-again, for up to a minute (the notification sender's time, never a reconcile's). Other Slack errors
-are not retried."""
+if TYPE_CHECKING:
+    SLACK_CALLS: RetryPolicy
+    """Slack answered 429 ``ratelimited`` (nothing was posted): wait what its ``Retry-After`` says and
+    try again, for up to a minute (the notification sender's time, never a reconcile's). Other Slack
+    errors are not retried."""
+
+
+def __getattr__(name: str) -> RetryPolicy:
+    """``SLACK_CALLS``, built on first use (see the module docstring)."""
+    if name != "SLACK_CALLS":
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    from rollout.notifiers.slack import SlackRateLimited  # noqa: PLC0415 - see the module docstring
+
+    policy = RetryPolicy(
+        "slack-call", (SlackRateLimited,), attempts=4, deadline_seconds=60.0, initial_delay=1.0, max_delay=8.0
+    )
+    globals()["SLACK_CALLS"] = policy
+    return policy

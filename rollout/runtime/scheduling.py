@@ -22,11 +22,12 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-
-from apscheduler.schedulers.background import BackgroundScheduler
-from apscheduler.triggers.interval import IntervalTrigger
+from typing import TYPE_CHECKING
 
 from rollout.runtime.reconciling import Outcome
+
+if TYPE_CHECKING:
+    from apscheduler.schedulers.background import BackgroundScheduler
 
 log = logging.getLogger("rollout.scheduling")
 _EPSILON = 0.001  # due times within a millisecond of now are due (datetime rounds to microseconds)
@@ -235,12 +236,18 @@ class RolloutScheduler:
 
 class Periodic:
     """Periodic jobs on apscheduler: each runs alone (``max_instances=1``), missed runs coalesced,
-    optionally aligned to multiples of its period since the Unix epoch (metrics batches)."""
+    optionally aligned to multiples of its period since the Unix epoch (metrics batches).
+    apscheduler is imported when the first ``Periodic`` is made: ``rollout simulate`` runs the
+    shell's scheduler without it."""
 
     def __init__(self) -> None:
-        self.scheduler = BackgroundScheduler(timezone=UTC)
+        from apscheduler.schedulers.background import BackgroundScheduler  # noqa: PLC0415 - see the docstring
+
+        self.scheduler: BackgroundScheduler = BackgroundScheduler(timezone=UTC)
 
     def every(self, job_id: str, seconds: float, fn: Callable[[], None], *, aligned: bool = False) -> None:
+        from apscheduler.triggers.interval import IntervalTrigger  # noqa: PLC0415 - see the class docstring
+
         start = None
         if aligned:
             now = time.time()

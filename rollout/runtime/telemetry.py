@@ -10,18 +10,17 @@ README "Metrics" lists them all. Units are base units (``_seconds``, ``_ratio`` 
 The daemon calls plain-argument methods (``observe``, ``promoted``, ``rolled_back``, ``forget``,
 ``set_leader``, ``reconciled``, ``api_error``, ``reconcile_error``, ``prometheus_error``,
 ``scheduled``, ``set_backlog``, ``coalesced``); this module records what others observed and never
-decides, reads the cluster or imports the engine's state types. It also adds prometheus_client's
-process, GC and platform collectors and ``rolloutd_build_info``, and switches off prometheus_client's
-``*_created`` series (process-wide) so that each counter is one series.
-
+decides, reads the cluster or imports the engine's state types. The per-rollout families are one
+collector over a small record per rollout (``series.RolloutSeries``), so their cost does not grow
+with a prometheus_client object per series. It also adds prometheus_client's process, GC and
+platform collectors and ``rolloutd_build_info``, and switches off prometheus_client's ``*_created``
+series (process-wide) so that each counter is one series.
 """
 
 from __future__ import annotations
 
 import platform
-import threading
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info, disable_created_metrics
@@ -30,6 +29,7 @@ from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
 from rollout import __version__
+from rollout.runtime.series import RolloutSeries
 
 PREFIX = "rolloutd"
 ROLLOUT = ("namespace", "name")
@@ -61,23 +61,12 @@ class JudgedVerdict(Protocol):
     def checks(self) -> Iterable[JudgedCheck]: ...
 
 
-@dataclass
-class _Seen:
-    """What is exported for one rollout, so that its series can be replaced and removed."""
-
-    phase: str = ""
-    verdict: str = ""
-    checks: set[str] = field(default_factory=set)
-
-
 class Telemetry:
     """Every metric of the daemon in one registry (``registry`` is what ``/metrics`` serves)."""
 
     def __init__(self, registry: CollectorRegistry | None = None, *, runtime_collectors: bool = True) -> None:
         disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created twin of each counter series
         self.registry = r = registry or CollectorRegistry()
-        self._lock = threading.Lock()
-        self._seen: dict[tuple[str, str], _Seen] = {}
         if runtime_collectors:
             ProcessCollector(registry=r)
             GCCollector(registry=r)
@@ -85,33 +74,8 @@ class Telemetry:
         Info(f"{PREFIX}_build", "the running daemon's version", registry=r).info(
             {"version": __version__, "python_version": platform.python_version()}
         )
-        g, c = self._rollout_gauge, self._rollout_counter
-        self._info = g("rollout_info", "1 per rollout; the phase label is its current phase", "phase")
-        self._step = g("rollout_step", "current step of the run, 1-based (0 before the first)")
-        self._steps = g("rollout_steps", "number of steps in the rollout's policy")
-        self._weight = g("rollout_canary_weight_ratio", "canary share of the route's traffic as last seen (0-1)")
-        self._desired = g("rollout_desired_canary_weight_ratio", "canary share the current step asks for (0-1)")
-        self._promotions = c("promotions_total", "runs that ended Promoted")
-        self._rollbacks = c("rollbacks_total", "runs that ended RolledBack")
-        self._verdict = g("verdict_info", "1 per judged rollout; the verdict label is the last verdict", "verdict")
-        self._check_value = g("verdict_check_value", "last judged value of a check (ratio or metric)", "check")
-        self._check_limit = g("verdict_check_limit", "the limit that value was held against", "check")
-        self._evidence = g("verdict_check_evidence", "sequential judge: log e-value of a check", "check")
-        self._threshold = g("verdict_check_evidence_threshold", "log e-value at which the check decides", "check")
-        self._per_rollout = (
-            self._info,
-            self._step,
-            self._steps,
-            self._weight,
-            self._desired,
-            self._promotions,
-            self._rollbacks,
-            self._verdict,
-            self._check_value,
-            self._check_limit,
-            self._evidence,
-            self._threshold,
-        )
+        self._series = RolloutSeries(PREFIX)
+        r.register(self._series)
         self._leader = Gauge(f"{PREFIX}_leader", "1 while this replica leads (holds the lease or a shard)", registry=r)
         self._leader_shards = Gauge(f"{PREFIX}_leader_shards", "shards whose lease this replica holds", registry=r)
         self._shards = Gauge(f"{PREFIX}_shards", "shards the rollouts are split into (1: no sharding)", registry=r)
@@ -143,12 +107,6 @@ class Telemetry:
             registry=r,
         )
 
-    def _rollout_gauge(self, name: str, documentation: str, *extra: str) -> Gauge:
-        return Gauge(f"{PREFIX}_{name}", documentation, [*ROLLOUT, *extra], registry=self.registry)
-
-    def _rollout_counter(self, name: str, documentation: str) -> Counter:
-        return Counter(f"{PREFIX}_{name}", documentation, list(ROLLOUT), registry=self.registry)
-
     # --- per rollout ----------------------------------------------------------------------------
 
     def observe(
@@ -164,72 +122,40 @@ class Telemetry:
         verdict: JudgedVerdict | None = None,
     ) -> None:
         """Export a rollout as it is now. Weights are percent (0-100); ``step`` is 1-based."""
-        labels = {"namespace": namespace, "name": name}
-        with self._lock:
-            seen = self._seen.setdefault((namespace, name), _Seen())
-            if phase != seen.phase:
-                if seen.phase:
-                    self._info.remove(namespace, name, seen.phase)
-                seen.phase = phase
-            self._info.labels(phase=phase, **labels).set(1)
-            self._step.labels(**labels).set(step)
-            if steps:
-                self._steps.labels(**labels).set(steps)
-            self._weight.labels(**labels).set(canary_weight / 100)
-            self._desired.labels(**labels).set(desired_canary_weight / 100)
-            self._promotions.labels(**labels)  # counters exist (at 0) from the first observation
-            self._rollbacks.labels(**labels)
-            self._export_verdict(seen, labels, verdict)
-
-    def _export_verdict(self, seen: _Seen, labels: dict[str, str], verdict: JudgedVerdict | None) -> None:
         kind = "" if verdict is None else str(getattr(verdict.kind, "value", verdict.kind))
-        if kind != seen.verdict and seen.verdict:
-            self._verdict.remove(labels["namespace"], labels["name"], seen.verdict)
-        seen.verdict = kind
-        if kind:
-            self._verdict.labels(verdict=kind, **labels).set(1)
-        checks = {} if verdict is None else {c.name: c for c in verdict.checks}
-        for gone in seen.checks - checks.keys():
-            for gauge in (self._check_value, self._check_limit, self._evidence, self._threshold):
-                gauge.remove_by_labels({**labels, "check": gone})
-        seen.checks = set(checks)
-        for check_name, check in checks.items():
-            for gauge, number in (
-                (self._check_value, check.value),
-                (self._check_limit, check.limit),
-                (self._evidence, check.evidence),
-                (self._threshold, check.threshold),
-            ):
-                if number is None:
-                    gauge.remove_by_labels({**labels, "check": check_name})
-                else:
-                    gauge.labels(check=check_name, **labels).set(number)
+        checks = (
+            {} if verdict is None else {c.name: (c.value, c.limit, c.evidence, c.threshold) for c in verdict.checks}
+        )
+        self._series.show(
+            namespace,
+            name,
+            phase=phase,
+            step=step,
+            steps=steps,
+            weight=canary_weight / 100,
+            desired=desired_canary_weight / 100,
+            verdict=kind,
+            checks=checks,
+        )
 
     def promoted(self, namespace: str, name: str) -> None:
         """A run ended Promoted (call once per run, when the phase becomes Promoted)."""
-        self._promotions.labels(namespace=namespace, name=name).inc()
+        self._series.count(namespace, name, promoted=True)
 
     def rolled_back(self, namespace: str, name: str) -> None:
         """A run ended RolledBack (call once per run, when the phase becomes RolledBack)."""
-        self._rollbacks.labels(namespace=namespace, name=name).inc()
+        self._series.count(namespace, name, promoted=False)
 
     def forget(self, namespace: str, name: str) -> None:
         """Remove every series of a rollout (deleted, or no longer this replica's to reconcile)."""
-        with self._lock:
-            self._seen.pop((namespace, name), None)
-            for metric in self._per_rollout:
-                metric.remove_by_labels({"namespace": namespace, "name": name})
+        self._series.forget(namespace, name)
 
     def forget_all(self) -> None:
-        with self._lock:
-            keys = list(self._seen)
-        for namespace, name in keys:
-            self.forget(namespace, name)
+        self._series.clear()
 
     def rollouts(self) -> list[tuple[str, str]]:
         """The (namespace, name) of every rollout with series."""
-        with self._lock:
-            return sorted(self._seen)
+        return self._series.rollouts()
 
     # --- the daemon -----------------------------------------------------------------------------
 

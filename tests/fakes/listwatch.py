@@ -51,8 +51,9 @@ class FakeListWatch:
 
     # --- what other clients do ------------------------------------------------------------
 
-    def put(self, namespace: str, name: str, **spec: Any) -> Obj:
-        """Create or update an object; returns it as the API server answers the write."""
+    def put(self, namespace: str, name: str, *, status: Obj | None = None, **spec: Any) -> Obj:
+        """Create or update an object (with ``status`` when given); returns it as the API server
+        answers the write."""
         with self._cond:
             self.version += 1
             key = (namespace, name)
@@ -66,6 +67,8 @@ class FakeListWatch:
                 },
                 "spec": dict(spec),
             }
+            if status is not None:
+                obj["status"] = copy.deepcopy(status)
             self.objects[key] = obj
             self.events.append(WatchEvent(kind, copy.deepcopy(obj)))
             self._cond.notify_all()

@@ -2,7 +2,8 @@
 
 Owns: finding the ``etcd`` and ``kube-apiserver`` binaries (``KUBEBUILDER_ASSETS``, else the cache
 ``tests/harness/kube-bins.sh`` fills), starting both on free 127.0.0.1 ports with RBAC, an admin
-token, a service-account signing key, a kubeconfig, waiting for ``/readyz``, stopping every
+token (and optional extra admin users, each with its own token and kubeconfig, so that an audit
+log tells their requests apart), a service-account signing key, a kubeconfig, waiting for ``/readyz``, stopping every
 process and removing every temp dir; plus small admin helpers over plain HTTPS (namespaces, CRDs
 until Established, ServiceAccounts with a Role and a TokenRequest kubeconfig). It must not talk
 to anything but the processes it started, and never binds outside 127.0.0.1.
@@ -71,13 +72,19 @@ class ControlPlane:
     """etcd + kube-apiserver on loopback; use as a context manager or call ``start``/``stop``."""
 
     def __init__(
-        self, bin_dir: Path | None = None, *, name: str = "rollout-test", apiserver_args: Sequence[str] = ()
+        self,
+        bin_dir: Path | None = None,
+        *,
+        name: str = "rollout-test",
+        apiserver_args: Sequence[str] = (),
+        users: Sequence[str] = (),
     ) -> None:
         self.bin_dir = bin_dir or binaries_dir()
         self.name = name
         self.apiserver_args = list(apiserver_args)  # extra flags, e.g. an audit log or --watch-cache=false
         self.etcd_url = ""
         self.token = secrets.token_hex(16)
+        self.users = {user: secrets.token_hex(16) for user in users}  # extra admins (system:masters)
         self.workdir: Path | None = None
         self.port = 0
         self.started_seconds = 0.0
@@ -95,6 +102,12 @@ class ControlPlane:
     @property
     def url(self) -> str:
         return f"https://127.0.0.1:{self.port}"
+
+    @property
+    def apiserver_pid(self) -> int:
+        """The kube-apiserver's process id (to measure its CPU and memory)."""
+        assert len(self._procs) == 2, "control plane not started"
+        return int(self._procs[1].pid)
 
     @property
     def kubeconfig(self) -> Path:
@@ -133,7 +146,9 @@ class ControlPlane:
                 "--log-level=warn",
             ],
         )
-        (work / "tokens.csv").write_text(f"{self.token},rollout-admin,rollout-admin,system:masters\n")
+        tokens = [f"{self.token},rollout-admin,rollout-admin,system:masters"]
+        tokens += [f"{token},{user},{user},system:masters" for user, token in self.users.items()]
+        (work / "tokens.csv").write_text("\n".join(tokens) + "\n")
         subprocess.run(["openssl", "genrsa", "-out", str(work / "sa.key"), "2048"], check=True, capture_output=True)
         self._spawn(
             "kube-apiserver",
@@ -158,6 +173,15 @@ class ControlPlane:
         )
         self._wait_ready(timeout)
         self._write_kubeconfig(self.kubeconfig, self.token, "rollout-admin")
+        for user, token in self.users.items():
+            self._write_kubeconfig(self.user_kubeconfig(user), token, user)
+
+    def user_kubeconfig(self, user: str) -> Path:
+        """The kubeconfig of one of the extra admin ``users`` given at construction."""
+        assert self.workdir is not None, "control plane not started"
+        if user not in self.users:
+            raise ControlPlaneError(f"{user!r} is not one of this control plane's users ({sorted(self.users)})")
+        return self.workdir / f"kubeconfig-user-{user}"
 
     def _spawn(self, name: str, argv: list[str]) -> None:
         assert self.workdir is not None
@@ -216,7 +240,14 @@ class ControlPlane:
     # --- plain HTTPS as the admin -----------------------------------------------------------
 
     def _request(
-        self, method: str, path: str, body: object = None, *, content_type: str = "application/json"
+        self,
+        method: str,
+        path: str,
+        body: object = None,
+        *,
+        content_type: str = "application/json",
+        accept: str = "application/json",
+        timeout: float = 10.0,
     ) -> tuple[int, bytes]:
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(
@@ -226,11 +257,11 @@ class ControlPlane:
             headers={
                 "Authorization": f"Bearer {self.token}",
                 "Content-Type": content_type,
-                "Accept": "application/json",
+                "Accept": accept,
             },
         )
         try:
-            with urllib.request.urlopen(req, context=self._ssl, timeout=10) as resp:
+            with urllib.request.urlopen(req, context=self._ssl, timeout=timeout) as resp:
                 return int(resp.status), bytes(resp.read())
         except urllib.error.HTTPError as e:
             return int(e.code), bytes(e.read())
@@ -251,6 +282,17 @@ class ControlPlane:
         parsed = json.loads(raw) if raw else {}
         assert isinstance(parsed, dict)
         return parsed
+
+    def table(self, path: str) -> list[dict[str, Any]]:
+        """A LIST as the server-side table ``kubectl get`` prints (the printer columns only, so a
+        list of thousands of objects stays small): one ``{column name: cell}`` per object."""
+        accept = "application/json;as=Table;v=v1;g=meta.k8s.io"
+        status, raw = self._request("GET", path, accept=accept, timeout=60.0)
+        if status != 200:
+            raise ControlPlaneError(f"GET {path} (table): HTTP {status}: {raw.decode(errors='replace')}")
+        table = json.loads(raw)
+        names = [c["name"] for c in table.get("columnDefinitions", [])]
+        return [dict(zip(names, row.get("cells", []), strict=False)) for row in table.get("rows", [])]
 
     def request_as(
         self, user: str, group: str | None, method: str, path: str, body: object = None

@@ -78,3 +78,16 @@ def test_errors_are_typed_and_name_verb_and_resource(
         limited.close()
     with pytest.raises(KubeError, match="cannot load kubeconfig"):
         KubeClient.from_kubeconfig(str(control_plane.kubeconfig) + ".missing")
+
+
+def test_the_connection_pool_holds_as_many_connections_as_asked(control_plane: ControlPlane) -> None:
+    """A daemon with more threads talking at once than the library's default pool (5 per CPU) keeps
+    a connection for each, instead of a new TLS handshake for every request past the pool."""
+    sized = KubeClient.from_kubeconfig(str(control_plane.kubeconfig), pool_size=37)
+    plain = KubeClient.from_kubeconfig(str(control_plane.kubeconfig))
+    try:
+        assert sized.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] == 37
+        assert plain.api_client.rest_client.pool_manager.connection_pool_kw["maxsize"] != 37
+    finally:
+        sized.close()
+        plain.close()

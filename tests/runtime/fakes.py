@@ -154,7 +154,7 @@ class FakeEvents:
         self.recorded.append((f"{namespace}/{name}", reason, message))
         return f"{name}.{len(self.recorded)}"
 
-    def repeat(self, namespace: str, event: str, *, count: int, now: datetime) -> None:
+    def repeat(self, namespace: str, event: str, *, regarding: str, count: int, now: datetime) -> None:
         self.series[event] = (count, now)
 
 

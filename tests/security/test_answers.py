@@ -119,7 +119,7 @@ def test_events_are_recorded_for_a_253_character_rollout(
     assert all(len(e["note"].encode()) <= 1024 for e in ours)
     # a cause that repeats: its Event's series, as the API server stores it
     first = ours[0]["metadata"]["name"]
-    recorder.repeat(namespace, first, count=42, now=NOW + timedelta(minutes=5))
+    recorder.repeat(namespace, first, regarding=LONG_NAME, count=42, now=NOW + timedelta(minutes=5))
     stored = control_plane.request("GET", f"/apis/events.k8s.io/v1/namespaces/{namespace}/events/{first}")
     assert stored["series"]["count"] == 42
     assert stored["series"]["lastObservedTime"].startswith((NOW + timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M:%S"))
