@@ -20,17 +20,15 @@ import os
 import signal
 import socket
 import threading
-from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from rollout.core.states import Command
 from rollout.errors import KubeError, NotLeader
 from rollout.kube.access import AccessReviews, admission_policy_installed, whoami
 from rollout.kube.client import KubeClient
-from rollout.kube.commands import POLICY_NAME, ROLLOUT_COMMANDS, CommandObject, CommandObjects, command_body
+from rollout.kube.commands import POLICY_NAME, ROLLOUT_COMMANDS, CommandObjects, command_body
 from rollout.kube.events import EventRecorder
 from rollout.kube.informers import Informer
 from rollout.kube.leases import LeaseCache
@@ -57,11 +55,12 @@ from rollout.runtime.scheduling import Periodic, RolloutScheduler, SchedulerStat
 from rollout.runtime.serving import DaemonServer
 from rollout.runtime.syncing import PolicyDirectory
 from rollout.runtime.telemetry import Telemetry
+from rollout.runtime.vouching import Vouching
+from rollout.runtime.waking import Waker, key_of
 from rollout.settings import Settings
 
 log = logging.getLogger("rollout.daemon")
 ROUTES = (GATEWAY_ROUTES, VIRTUAL_ROUTERS, HTTP_ROUTES)
-_ACTIVE = frozenset({"Progressing", "Paused", "AwaitingApproval", "Promoting", "RollingBack"})
 
 
 def kube_client(settings: Settings) -> KubeClient:
@@ -121,7 +120,7 @@ class Daemon:
         self.batcher = MetricsBatcher(
             self.provider,
             delay_seconds=settings.metrics_delay_seconds,
-            on_batch=self._batched,
+            on_batch=lambda keys: self.waker.batched(keys),  # noqa: PLW0108 - the waker is built later
             on_interval=self._batch_every,
         )
         self.chat = Chat(
@@ -142,9 +141,12 @@ class Daemon:
         self.event_queue = EventQueue(
             self.events, guard=self.leadership.guard, on_drop=lambda: self.telemetry.api_error("EventDropped")
         )
-        self.access = AccessReviews(self.client)
-        self._policy_installed = not settings.commands.require_admission_policy
-        self._policy_checked = False
+        self.vouching = Vouching(
+            AccessReviews(self.client),
+            lambda: admission_policy_installed(self.client, POLICY_NAME),
+            required=settings.commands.require_admission_policy,
+            policy=POLICY_NAME,
+        )
         self.actor = Actor(
             acknowledger=self.commands,
             notifications=self.delivery,
@@ -163,8 +165,8 @@ class Daemon:
             capacity=Capacity(settings.max_concurrent_rollouts),
             clock=_now,
             identity=self.username,
-            allowed=self._allowed,
-            commands_verified=lambda: self._policy_installed,
+            allowed=self.vouching.allowed,
+            commands_verified=self.vouching.verified,
             vet=vet(settings.tenancy.cross_namespace, tuple(endpoints), settings.prometheus_policy_addresses),
             retry_seconds=settings.default_interval_seconds,
             flush_seconds=settings.status_flush_seconds,
@@ -180,6 +182,14 @@ class Daemon:
                 crashed=lambda: self.telemetry.reconcile_error("crash"),
             ),
         )
+        self.waker = Waker(
+            self.scheduler,
+            owns=self.leadership.owns,
+            rollout=self.rollout_cache.get,
+            by_route=self.by_route,
+            forget=self.reconciler.forget,
+            handled=self.chat.answers.handled,
+        )
         self.periodic = Periodic()
         self.policies: PolicyDirectory | None = None
         if settings.policy_dir is not None:
@@ -189,7 +199,7 @@ class Daemon:
                 events=self.events,
                 guard=self._guard_policies,
                 clock=_now,
-                on_applied=lambda ns, name: self.scheduler.wake(f"{ns}/{name}"),
+                on_applied=lambda ns, name: self.waker.wake(f"{ns}/{name}"),
             )
         self.server = DaemonServer(
             settings.host,
@@ -228,7 +238,7 @@ class Daemon:
             rollout_uid=uid,
         )
         created = KUBE_WRITES.call(lambda: self.commands.objects.create(body))
-        self._wake(f"{namespace}/{name}")
+        self.waker.wake(f"{namespace}/{name}")
         return created.name
 
     def _leads_shard_zero(self) -> bool:
@@ -244,11 +254,6 @@ class Daemon:
 
         return router_for(spec, namespace, stable, canary, client=self.client, guard=guard, reader=self.reader)
 
-    def _allowed(self, user: str, groups: Sequence[str], verb: str, namespace: str, name: str) -> tuple[bool, str]:
-        return self.access.allowed(
-            user, groups, verb=verb, group=ROLLOUTS.group, resource=ROLLOUTS.plural, namespace=namespace, name=name
-        )
-
     def _guard_policies(self) -> None:
         """Policy files are applied by the replica that holds shard 0 only."""
         if self.elector is not None and not self.elector.holds(0):
@@ -257,67 +262,25 @@ class Daemon:
     # --- reacting to the caches and the leases ------------------------------------------------
 
     def _handlers(self) -> None:
-        self.rollout_cache.add_handlers(self._rollout_added, self._rollout_updated, self._rollout_deleted)
-        self.command_cache.add_handlers(self._command_added, self._command_updated, None)
+        w = self.waker
+        self.rollout_cache.add_handlers(w.rollout_added, w.rollout_updated, w.rollout_deleted)
+        self.command_cache.add_handlers(w.command_added, w.command_updated, None)
         for cache in self.route_caches.values():
-            cache.add_handlers(None, self._route_updated, None)
-
-    def _wake(self, key: str) -> None:
-        if self.leadership.owns(key):
-            self.scheduler.wake(key)
-
-    def _rollout_added(self, obj: Mapping[str, Any]) -> None:
-        self._wake(_key(obj))
-
-    def _rollout_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        before, after = old.get("metadata") or {}, new.get("metadata") or {}
-        if before.get("generation") != after.get("generation") or after.get("deletionTimestamp"):
-            self._wake(_key(new))  # a spec change; our own status writes change nothing here
-
-    def _rollout_deleted(self, obj: Mapping[str, Any]) -> None:
-        key = _key(obj)
-        self.scheduler.remove(key)
-        self.reconciler.forget(key)
-
-    def _command_added(self, obj: Mapping[str, Any]) -> None:
-        command = CommandObject(obj)
-        if command.rollout and not command.handled:
-            self._wake(f"{command.namespace}/{command.rollout}")
-
-    def _command_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        if not (old.get("status") or {}).get("phase") and (new.get("status") or {}).get("phase"):
-            self.chat.answers.handled(new)  # the click that became this command hears what it did
-
-    def _route_updated(self, old: Mapping[str, Any], new: Mapping[str, Any]) -> None:
-        if (old.get("spec") or {}) == (new.get("spec") or {}):
-            return
-        meta = new.get("metadata") or {}
-        for key in self.by_route.rollouts(str(meta.get("namespace", "")), str(meta.get("name", ""))):
-            namespace, _, name = key.partition("/")
-            rollout = self.rollout_cache.get(namespace, name) or {}
-            # a route edit may be drift: the active rollouts that name this route look now
-            if (rollout.get("status") or {}).get("phase") in _ACTIVE:
-                self._wake(key)
-
-    def _batched(self, keys: Sequence[str]) -> None:
-        for key in keys:
-            self._wake(key)
+            cache.add_handlers(None, w.route_updated, None)
 
     def _shards_changed(self, owned: frozenset[int]) -> None:
         shards = self.settings.leader.shards
         self.telemetry.set_leader(owned, shards=shards)
         log.warning("shards changed", extra={"event": "rollout.leadership", "shards": sorted(owned)})
-        for obj in self.rollout_cache.list():
-            self._wake(_key(obj))
+        self.waker.wake_all(key_of(obj) for obj in self.rollout_cache.list())
 
     # --- periodic jobs -------------------------------------------------------------------------
 
     def _resync(self) -> None:
         """The safety net: every cached rollout this replica owns is scheduled; batches exist for
         every interval in use; gone rollouts are forgotten."""
-        cached = {_key(o) for o in self.rollout_cache.list()}
-        for key in cached - self.scheduler.known():
-            self._wake(key)
+        cached = {key_of(o) for o in self.rollout_cache.list()}
+        self.waker.wake_all(cached - self.scheduler.known())
         for key in self.scheduler.known() - cached:
             self.scheduler.remove(key)
             self.reconciler.forget(key)
@@ -335,23 +298,6 @@ class Daemon:
             self.batcher.collect(interval)
         except Exception:  # a failing batch must not kill the job; the next slot tries again
             log.exception("metrics batch failed", extra={"event": "rollout.batch-failed"})
-
-    def _check_policy(self) -> None:
-        """Is the admission policy that vouches for ``spec.by`` installed (and bound)?"""
-        if not self.settings.commands.require_admission_policy:
-            self._policy_installed = True
-            return
-        try:
-            installed = admission_policy_installed(self.client, POLICY_NAME)
-        except KubeError as e:
-            log.warning("cannot check the admission policy", extra={"event": "rollout.api-error", "error": str(e)})
-            return
-        if not installed and (self._policy_installed or not self._policy_checked):
-            log.error(
-                "the admission policy for RolloutCommands is not installed: commands are refused",
-                extra={"event": "rollout.no-admission-policy", "policy": POLICY_NAME},
-            )
-        self._policy_installed, self._policy_checked = installed, True
 
     def _clean_commands(self) -> None:
         retention = timedelta(seconds=self.settings.commands.retention_seconds)
@@ -402,7 +348,7 @@ class Daemon:
             if self.leases is not None:
                 self.leases.start()
                 self.leases.wait_synced(30)
-            self._check_policy()
+            self.vouching.check()
             self.event_queue.start()
             for warning in self.chat.warnings():
                 log.warning(warning, extra={"event": "slack.settings"})
@@ -416,7 +362,7 @@ class Daemon:
             self.scheduler.start()
             s = self.settings
             self.periodic.every("resync", s.resync_seconds, self._resync)
-            self.periodic.every("admission-policy", 60.0, self._check_policy)
+            self.periodic.every("admission-policy", 60.0, self.vouching.check)
             self.periodic.every("commands-cleanup", 60.0, self._clean_commands)
             if self.policies is not None:
                 self.periodic.every("policy-files", s.policy_poll_seconds, self._sync_policies)
@@ -467,11 +413,6 @@ class Daemon:
         self.provider.close()
         self.client.close()
         log.info("stopped", extra={"event": "rollout.stopped", "identity": self.identity})
-
-
-def _key(obj: Mapping[str, Any]) -> str:
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 def _now() -> datetime:
