@@ -3,7 +3,9 @@ and a wall-clock deadline. Adapters make one attempt and raise typed errors; the
 here which of those are worth another try. An error that says how long to wait (a ``retry_after``
 attribute, e.g. ``SlackRateLimited`` carrying Slack's ``Retry-After``) is waited for exactly that
 long; a wait that would end past the deadline is not started (the last error is raised instead).
-Nothing else in the package imports tenacity.
+Nothing else in the package imports tenacity. The one other loop that tries again is not a call:
+an informer's watch connection that drops reconnects with its own bounded, jittered backoff
+(``kube/informers.py``), because a cache must be kept for as long as the daemon runs.
 
 ``SLACK_CALLS`` is built on first use: it names slack-sdk's rate-limit error, and ``rollout
 simulate`` imports this module (through the shell it runs) without ever talking to Slack.
