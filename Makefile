@@ -42,7 +42,7 @@ test: sync kube-bins deploy-tools prometheus lint ## everything: lint, then the 
 	$(RUN) pytest -q
 
 .PHONY: bench
-bench: sync kube-bins prometheus ## benchmarks: judge comparison, Prometheus queries per tick
+bench: sync kube-bins prometheus ## benchmarks: judge comparison, Prometheus queries per tick, fault to stable, the daemon at scale
 	$(RUN) python -m tests.bench
 
 .PHONY: demo
