@@ -35,7 +35,9 @@ class Replaying(Driver):
 
 
 def stable_requests(reading: Reading | None) -> float:
-    return sum(c.requests for c in reading.stable.values()) if reading is not None else 0.0
+    if reading is None or reading.stable is None:
+        return 0.0
+    return float(sum(c.requests for c in reading.stable.values()))
 
 
 events = st.lists(
