@@ -39,7 +39,7 @@ lint: sync ## ruff, mypy --strict, import-linter layering contracts, hadolint
 
 .PHONY: test
 test: sync kube-bins deploy-tools prometheus lint ## everything: lint, then the whole test suite (real kube-apiserver, etcd, Prometheus)
-	$(RUN) pytest -q
+	$(RUN) pytest -q --durations=25
 
 .PHONY: bench
 bench: sync kube-bins prometheus ## benchmarks: judge comparison, Prometheus queries per tick, fault to stable, the daemon at scale
