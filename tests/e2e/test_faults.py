@@ -23,12 +23,16 @@ HEALTHY = {"error_rate": 0.001, "latency_median_ms": 20.0, "latency_p99_ms": 120
 
 @pytest.fixture(autouse=True)
 def healthy_again(stack: Stack) -> Iterator[None]:
-    """Whatever a test breaks (canary profile, mesh, Prometheus) is healthy again for the next."""
+    """Whatever a test breaks (canary profile, mesh, Prometheus) is healthy again for the next, and
+    the last of its canary requests are scraped before the next test starts: the canary backend is
+    the same in every test, so a request scraped after the next run's first reading would be that
+    run's first interval (a latency test judged on the error spike before it)."""
     yield
     stack.exporter.set_backend(CANARY, **HEALTHY)
     assert stack.mesh is not None and stack.prometheus is not None
     stack.mesh.canary_traffic = True
     stack.prometheus.start()
+    time.sleep(3 * float(stack.prometheus.scrape_interval.rstrip("s")))
 
 
 def settings_used(stack: Stack) -> dict[str, object]:
