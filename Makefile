@@ -39,7 +39,8 @@ lint: sync ## ruff, mypy --strict, import-linter layering contracts, hadolint
 
 .PHONY: test
 test: sync kube-bins deploy-tools prometheus lint ## everything: lint, then the whole test suite (real kube-apiserver, etcd, Prometheus)
-	$(RUN) pytest -q --durations=25
+	$(RUN) pytest -q --durations=15 --ignore=tests/e2e
+	$(RUN) pytest -q --durations=15 -n 2 --dist loadfile tests/e2e
 
 .PHONY: bench
 bench: sync kube-bins prometheus ## benchmarks: judge comparison, Prometheus queries per tick, fault to stable, the daemon at scale

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import fcntl
 import json
 import os
 import subprocess
@@ -33,12 +34,15 @@ REPORT = Path(os.environ.get("ROLLOUT_E2E_REPORT") or Path(tempfile.gettempdir()
 
 
 def record(key: str, value: Any) -> None:
-    """Add one measured number (or record) to the report file and print it (visible with ``-s``)."""
-    data: dict[str, Any] = {}
-    with contextlib.suppress(OSError, ValueError):
-        data = json.loads(REPORT.read_text())
-    data[key] = value
-    REPORT.write_text(json.dumps(data, indent=2, sort_keys=True))
+    """Add one measured number (or record) to the report file and print it (visible with ``-s``).
+    The e2e modules run in parallel workers (``make test``): the read-modify-write holds a lock."""
+    with REPORT.with_suffix(".lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        data: dict[str, Any] = {}
+        with contextlib.suppress(OSError, ValueError):
+            data = json.loads(REPORT.read_text())
+        data[key] = value
+        REPORT.write_text(json.dumps(data, indent=2, sort_keys=True))
     print(f"[measured] {key} = {json.dumps(value)}  ({REPORT})")
 
 
