@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from rollout.core.states import PauseReason
+from rollout.core.verdicts import VerdictKind
 from rollout.kube.rollouts import ROLLOUTS, RolloutObject
 from rollout.policy.loading import load_paths
 from rollout.policy.models import Rollout
@@ -89,7 +90,12 @@ def show(obj: RolloutObject, started: float) -> str:
     state = obj.state()
     verdict = state.verdict
     judged = ""
-    if verdict is not None and verdict.canary is not None:
+    failed = [c for c in verdict.checks if c.verdict is VerdictKind.FAIL] if verdict is not None else []
+    if verdict is not None and failed and (verdict.canary is None or verdict.canary.requests == 0):
+        # failed on data taken while the weight was moving: the failing check's own numbers
+        check = failed[0]
+        judged = f" | fail {check.name}: canary {_rate(check.canary_rate)} vs stable {_rate(check.stable_rate)}"
+    elif verdict is not None and verdict.canary is not None:
         c, st = verdict.canary, verdict.stable
         judged = (
             f" | {verdict.kind.value:<4} at this step: canary {c.errors:.0f}/{c.requests:.0f} errors, {c.slow:.0f} slow"
@@ -101,6 +107,10 @@ def show(obj: RolloutObject, started: float) -> str:
         f"step {s.get('step', 0)}/{s.get('steps', '?')}  "
         f"canary {s.get('canaryWeight', 0):>3}%  stable {s.get('stableWeight', 100):>3}%{judged}"
     )
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:.2%}"
 
 
 def follow(
