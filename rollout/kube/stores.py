@@ -127,7 +127,7 @@ class RolloutsByRoute:
             return set(self._rollouts.get((namespace, name), ()))
 
     def _seen(self, obj: Mapping[str, Any]) -> None:
-        key, routes = _key(obj), route_refs(obj)
+        key, routes = key_of(obj), route_refs(obj)
         with self._lock:
             self._unlink(key)
             self._routes[key] = routes
@@ -136,7 +136,7 @@ class RolloutsByRoute:
 
     def _gone(self, obj: Mapping[str, Any]) -> None:
         with self._lock:
-            self._unlink(_key(obj))
+            self._unlink(key_of(obj))
 
     def _unlink(self, key: str) -> None:
         for route in self._routes.pop(key, ()):
@@ -168,7 +168,8 @@ def route_refs(obj: Mapping[str, Any]) -> set[tuple[str, str]]:
     return refs
 
 
-def _key(obj: Mapping[str, Any]) -> str:
+def key_of(obj: Mapping[str, Any]) -> str:
+    """``namespace/name`` of a Kubernetes object as the API server sends it."""
     meta = obj.get("metadata") or {}
     return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 

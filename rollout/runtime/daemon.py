@@ -33,7 +33,7 @@ from rollout.kube.events import EventRecorder
 from rollout.kube.informers import Informer
 from rollout.kube.leases import LeaseCache
 from rollout.kube.rollouts import ROLLOUTS, RolloutObjects
-from rollout.kube.stores import CachedReader, CommandStore, RolloutsByRoute, RolloutStore
+from rollout.kube.stores import CachedReader, CommandStore, RolloutsByRoute, RolloutStore, key_of
 from rollout.kube.watches import KubeListWatch
 from rollout.metrics.prometheus import PrometheusProvider
 from rollout.policy.models import RouterSpec
@@ -56,7 +56,7 @@ from rollout.runtime.serving import DaemonServer
 from rollout.runtime.syncing import PolicyDirectory
 from rollout.runtime.telemetry import Telemetry
 from rollout.runtime.vouching import Vouching
-from rollout.runtime.waking import Waker, key_of
+from rollout.runtime.waking import Waker
 from rollout.settings import Settings
 
 log = logging.getLogger("rollout.daemon")

@@ -16,9 +16,11 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from rollout.core.states import Phase
 from rollout.kube.commands import CommandObject
+from rollout.kube.stores import key_of
 
-ACTIVE_PHASES = frozenset({"Progressing", "Paused", "AwaitingApproval", "Promoting", "RollingBack"})
+ACTIVE_PHASES = frozenset(p.value for p in Phase if p.active)  # as status.phase spells them
 
 
 class Scheduler(Protocol):
@@ -29,12 +31,6 @@ class Scheduler(Protocol):
 
 class RouteIndex(Protocol):
     def rollouts(self, namespace: str, name: str) -> Iterable[str]: ...
-
-
-def key_of(obj: Mapping[str, Any]) -> str:
-    """``namespace/name`` of a Kubernetes object as the API server sends it."""
-    meta = obj.get("metadata") or {}
-    return f"{meta.get('namespace', '')}/{meta.get('name', '')}"
 
 
 @dataclass

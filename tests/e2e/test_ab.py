@@ -29,7 +29,7 @@ from rollout.routers.base import MANAGED_PREFIX
 from rollout.routers.gatewayroute import GATEWAY_ROUTES
 from rollout.routers.httproute import HTTP_ROUTES
 from rollout.routers.virtualrouter import VIRTUAL_ROUTERS
-from tests.e2e.conftest import DaemonFactory, apply, forget_namespace
+from tests.e2e.conftest import DaemonFactory, apply, fast_policy, forget_namespace
 from tests.e2e.observing import phase_is, record, status, wait_status
 from tests.harness.stack import STABLE, Daemon, Stack, wait_until
 
@@ -116,32 +116,19 @@ def user_route(kind: str, canary: str) -> dict[str, Any]:
 
 
 def ab_policy(namespace: str, kind: str) -> dict[str, Any]:
-    """policies/checkout-ab.yaml on this stack's backends, with e2e timings (2 s interval)."""
+    """policies/checkout-ab.yaml on this stack's backends, with e2e timings (``fast_policy``'s)."""
     router = {"gatewayroute": "gatewayRoute", "virtualrouter": "virtualRouter", "httproute": "httpRoute"}[kind]
-    return {
-        "apiVersion": "delivery.rollout.dev/v1alpha1",
-        "kind": "Rollout",
-        "metadata": {"name": NAME, "namespace": namespace},
-        "spec": {
-            "router": {router: {"name": ROUTE}},
-            "stable": STABLE,
-            "canary": beta_of(namespace),
-            "steps": [
-                {"match": {"headers": [{"name": "X-Experiment-ID", "exact": "beta"}]}},
-                {"pause": {"duration": "6s"}},
-                {"setWeight": 100},
-            ],
-            "analysis": {
-                "interval": "2s",
-                "window": "6s",
-                "stepDuration": "6s",
-                "slos": {"errorRate": {"max": "1%"}, "latency": {"percentile": 99, "max": "250ms"}},
-                "minRequests": 50,
-                "sequential": {"alpha": 0.0001},
-            },
-            "progressDeadline": "2m",
-        },
-    }
+    policy = fast_policy(namespace, NAME)
+    policy["spec"].update(
+        router={router: {"name": ROUTE}},
+        canary=beta_of(namespace),
+        steps=[
+            {"match": {"headers": [{"name": "X-Experiment-ID", "exact": "beta"}]}},
+            {"pause": {"duration": "6s"}},
+            {"setWeight": 100},
+        ],
+    )
+    return policy
 
 
 def new_namespace(stack: Stack, kind: str, *, beta_error_rate: float = 0.001) -> str:
