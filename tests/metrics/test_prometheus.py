@@ -130,8 +130,16 @@ def test_a_live_restart_is_counted_from_zero(provider: PrometheusProvider, traff
     req = request("default/reset", "reset-v1", "reset-v2")
     before = read(provider, req)
     traffic_exporter.reset_backend("reset-v2")
-    time.sleep(2.5)
-    after = read(provider, req)
+    reset_at = time.time()
+    # a reading LAG in the past sees the restart once a scrape after it is ingested: with a 1 s
+    # scrape that is up to 1 s + LAG after the reset, so wait for it rather than a fixed time
+    deadline = time.monotonic() + 15
+    while True:
+        time.sleep(0.5)
+        after = read(provider, req)
+        if after.canary and all(c.at > reset_at for c in after.canary.values()):
+            break
+        assert time.monotonic() < deadline, "no scrape after the restart within 15 s"
     interval = difference(before, after)
     assert interval is not None
     assert interval.resets == 1
